@@ -1,0 +1,13 @@
+"""probnum_jax: probabilistic numerical solvers in JAX.
+
+Every solver returns a probability distribution over its answer and is a pure
+function that can be ``jit``-ed, ``vmap``-ed and differentiated.
+"""
+
+from . import ode as ode
+from . import problems as problems
+from . import randvars as randvars
+
+__version__ = "0.1.0"
+
+__all__ = ["ode", "problems", "randvars", "__version__"]
