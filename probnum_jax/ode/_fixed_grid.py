@@ -3,6 +3,7 @@
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import _checks
 from ._results import RESULTS
@@ -44,7 +45,7 @@ def solve_fixed_grid(vector_field, y0, grid, *, solver: AbstractSolver | None = 
     grid = jnp.asarray(grid, y0.dtype)
     if grid.ndim != 1 or grid.shape[0] < 2:
         raise ValueError(f"grid must be a 1-D array with at least 2 times, got shape {grid.shape}.")
-    if _checks.is_concrete(grid) and not bool(jnp.all(jnp.diff(grid) > 0)):
+    if _checks.is_concrete(grid) and not np.all(np.diff(np.asarray(grid)) > 0):
         raise ValueError("grid must be strictly increasing.")
     _checks.check_vector_field(vector_field, grid[0], y0, args)
     return _solve_fixed_grid(vector_field, y0, grid, solver, args)

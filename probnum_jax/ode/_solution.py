@@ -122,6 +122,11 @@ class Solution(eqx.Module):
             )
         if not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be a positive int, got {num_samples!r}.")
-        keys = jax.random.split(key, num_samples)
-        states = jax.vmap(self.posterior.sample)(keys)[:, self.save_index]
-        return jax.vmap(jax.vmap(lambda m: self.factorisation.derivative(m, 0)))(states)
+        return _sample_solution(self.posterior, self.save_index, self.factorisation, key, num_samples)
+
+
+@eqx.filter_jit
+def _sample_solution(posterior, save_index, factorisation, key, num_samples):
+    keys = jax.random.split(key, num_samples)
+    states = jax.vmap(posterior.sample)(keys)[:, save_index]
+    return jax.vmap(jax.vmap(lambda m: factorisation.derivative(m, 0)))(states)

@@ -326,10 +326,12 @@ def _solve(vector_field, y0, t0, t1, solver, save_at, args, atol, rtol, dt0, max
     if posterior is not None:
         marginals = jax.tree.map(lambda x: x[save_index], posterior.marginals())
 
+    # save points the solve did not reach (it failed; see `result`) are NaN, never stale zeros
+    reached = (save_at <= c.t)[:, None]
     sol = Solution(
         t=save_at,
-        mean=jax.vmap(lambda m: fact.derivative(m, 0))(marginals.mean),
-        std=jax.vmap(lambda rv: fact.derivative_std(rv, 0))(marginals),
+        mean=jnp.where(reached, jax.vmap(lambda m: fact.derivative(m, 0))(marginals.mean), jnp.nan),
+        std=jnp.where(reached, jax.vmap(lambda rv: fact.derivative_std(rv, 0))(marginals), jnp.nan),
         marginals=marginals,
         num_steps=c.num_steps,
         num_rejected=c.num_rejected,

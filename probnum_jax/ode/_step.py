@@ -80,10 +80,10 @@ def attempt_step(ctx: StepContext, solver, vector_field, t, rv, dt, args, fixed_
 
     scales, c = ctx.preconditioner(dt)
     process_noise = rescale(rv.replace(jnp.zeros_like(mean), scale_noise(ctx.noise, c)), scales)
-    residual_noise, _ = randvars.condition(process_noise, obs)
-    local_scale = jnp.sqrt(
-        randvars.mahalanobis(residual_noise, residual) / fact.num_residual_dof()
-    )
+    residual_noise = randvars.predict(process_noise, obs)
+    local_scale = jnp.sqrt(randvars.mahalanobis(residual_noise, residual) / fact.num_residual_dof())
+    # A residual that rounds to zero would give a singular prediction: floor the scale.
+    local_scale = jnp.maximum(local_scale, jnp.finfo(mean.dtype).eps)
     error = dt * fact.residual_std(residual_noise.scale(local_scale))
 
     output_scale = local_scale if solver.calibration == "dynamic" else fixed_output_scale

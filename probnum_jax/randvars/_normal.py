@@ -178,8 +178,10 @@ class Conditional(eqx.Module):
         return Conditional(self.gain, self.noise.scale(factor))
 
 
-def predict(rv: Normal, transition, noise_cholesky, offset=None) -> Normal:
+def predict(rv: Normal, transition, noise_cholesky=None, offset=None) -> Normal:
     """Distribution of ``transition @ x + offset + noise`` (QR-based square root).
+
+    ``noise_cholesky=None`` means no noise: the marginal of a linear observation.
 
     Example:
         >>> import jax.numpy as jnp
@@ -190,11 +192,13 @@ def predict(rv: Normal, transition, noise_cholesky, offset=None) -> Normal:
         [5.0, 5.0]
     """
 
-    def kernel(m, L, A, Q, b=None):
-        return sqrt.predict(m, L, A, Q, b)
+    def kernel(m, L, A, *rest):
+        q = rest[0] if noise_cholesky is not None else None
+        b = rest[-1] if offset is not None else None
+        return sqrt.predict(m, L, A, q, b)
 
-    args = (transition, noise_cholesky) if offset is None else (transition, noise_cholesky, offset)
-    return rv.replace(*rv.lift(kernel, *args))
+    args = [a for a in (noise_cholesky, offset) if a is not None]
+    return rv.replace(*rv.lift(kernel, transition, *args))
 
 
 def marginalise(rv: Normal, conditional: Conditional) -> Normal:

@@ -48,8 +48,8 @@ def _columns(mean: Array) -> int:
     return 1 if mean.ndim == 1 else mean.shape[1]
 
 
-def predict(mean, cholesky, transition, noise_cholesky, offset=None):
-    """Push ``N(mean, L L^T)`` through ``x -> A x + b + noise``.
+def predict(mean, cholesky, transition, noise_cholesky=None, offset=None):
+    """Push ``N(mean, L L^T)`` through ``x -> A x + b + noise`` (no noise if ``None``).
 
     Returns the mean and a lower-triangular factor of
     ``A L L^T A^T + Q_sqrt Q_sqrt^T``.
@@ -57,6 +57,8 @@ def predict(mean, cholesky, transition, noise_cholesky, offset=None):
     new_mean = transition @ mean
     if offset is not None:
         new_mean = new_mean + offset
+    if noise_cholesky is None:
+        return new_mean, triangularize(transition @ cholesky)
     return new_mean, sqrt_sum(transition @ cholesky, noise_cholesky)
 
 
@@ -77,10 +79,11 @@ def condition(mean, cholesky, observation, noise_cholesky=None):
         z_cholesky = triangularize(hl)
     else:
         z_cholesky = sqrt_sum(hl, noise_cholesky)
-    # gain = L (HL)^T S^{-1}, with S = z_cholesky z_cholesky^T.
-    cross = cholesky @ hl.T
-    tmp = jax.scipy.linalg.solve_triangular(z_cholesky, cross.T, lower=True)
-    gain = jax.scipy.linalg.solve_triangular(z_cholesky.T, tmp, lower=False).T
+    # gain = L L^T H^T S^{-1} = L W^T S_c^{-1} with W = S_c^{-1} H L and S = S_c S_c^T.
+    # No product squares a factor, so tiny covariances do not underflow in float32.
+    whitened = jax.scipy.linalg.solve_triangular(z_cholesky, hl, lower=True)
+    gain_t = jax.scipy.linalg.solve_triangular(z_cholesky.T, whitened @ cholesky.T, lower=False)
+    gain = gain_t.T
     post = cholesky - gain @ hl
     if noise_cholesky is not None:
         post = sqrt_sum(post, gain @ noise_cholesky)

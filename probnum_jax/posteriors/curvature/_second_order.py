@@ -1,0 +1,178 @@
+"""Diagonal second-order quantities: the GGN (exact and Monte Carlo) and the Hessian.
+
+The generalised Gauss-Newton of the summed loss is
+``G = sum_i J_i^T Lambda_i J_i`` with ``J_i`` the Jacobian of the outputs and
+``Lambda_i`` the Hessian of the loss with respect to them. Writing
+``Lambda_i = S_i^T S_i``, ``diag(G) = sum_i sum_k (J_i^T s_ik)**2``: one
+backward pass per row ``s_ik`` (``C`` exact rows, or ``M`` sampled ones), as in
+BackPACK's ``DiagGGNExact``/``DiagGGNMC`` (Dangel, Kunstner & Hennig, 2020).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+
+from .. import _factors
+from .._likelihoods import hessian_sqrt, sample_loss, sampled_hessian_sqrt, sum_loss
+from ._setup import all_factors, prepare
+
+
+def ggn_diag(
+    model_fn, params: PyTree, x: Float[Array, "n ..."], y: Array, *, likelihood: str = "classification"
+) -> PyTree:
+    """Exact diagonal of the generalised Gauss-Newton matrix of the summed loss.
+
+    Args:
+        model_fn: ``model_fn(params, x[n, ...]) -> outputs[n, C]``.
+        params: parameter pytree.
+        x: inputs ``[n, ...]``.
+        y: integer labels ``[n]`` (classification) or targets ``[n, C]`` (regression).
+        likelihood: ``"classification"`` (softmax cross-entropy, summed) or
+            ``"regression"`` (``0.5 * ||y - f||^2`` summed: unit noise; scale by
+            ``1 / sigma**2`` for noise ``sigma``).
+
+    Returns:
+        A pytree like ``params``: ``diag(sum_i J_i^T Lambda_i J_i)``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from probnum_jax.posteriors import curvature
+        >>> model_fn = lambda p, x: x @ p["w"]
+        >>> params = {"w": jnp.zeros((3, 2))}
+        >>> x = jnp.eye(3)
+        >>> curvature.ggn_diag(model_fn, params, x, jnp.array([0, 1, 0]))["w"]  # p = 1/2: p(1-p)
+        Array([[0.25, 0.25],
+               [0.25, 0.25],
+               [0.25, 0.25]], dtype=float32)
+    """
+
+    def cotangents(lik, f, y_i, _):
+        return hessian_sqrt(lik, f)
+
+    treedef, graph, factors = all_factors(model_fn, params, x, y, likelihood, cotangents)
+    out = [_factors.to_leaf(graph, leaf, _factors.sum_of_squares(f)) for leaf, f in factors.items()]
+    return jax.tree.unflatten(treedef, out)
+
+
+def ggn_diag_mc(
+    model_fn,
+    params: PyTree,
+    x: Float[Array, "n ..."],
+    y: Array,
+    *,
+    key: PRNGKeyArray,
+    num_samples: int = 1,
+    likelihood: str = "classification",
+) -> PyTree:
+    """Monte-Carlo estimate of the GGN diagonal (BackPACK's ``DiagGGNMC``).
+
+    Each sample backpropagates ``num_samples`` rows drawn with
+    ``E[s s^T] = Lambda_i``: for classification the loss gradient at a label
+    drawn from the model, for regression a standard-normal vector. With one
+    draw the cost is that of one per-sample gradient, independent of ``C``.
+
+    Args:
+        model_fn, params, x, y, likelihood: as in :func:`ggn_diag`.
+        key: random key for the draws.
+        num_samples: draws per sample.
+
+    Returns:
+        A pytree like ``params``, unbiased for :func:`ggn_diag`.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from probnum_jax.posteriors import curvature
+        >>> model_fn = lambda p, x: x @ p["w"]
+        >>> params = {"w": jnp.zeros((3, 2))}
+        >>> g = curvature.ggn_diag_mc(model_fn, params, jnp.eye(3), jnp.array([0, 1, 0]), key=jax.random.key(0))
+        >>> g["w"].shape
+        (3, 2)
+    """
+    if not isinstance(num_samples, int) or num_samples < 1:
+        raise ValueError(f"num_samples must be a positive int, got {num_samples!r}.")
+    keys = jax.random.split(key, x.shape[0])
+
+    def cotangents(lik, f, y_i, key_i):
+        return sampled_hessian_sqrt(lik, f, key_i, num_samples)
+
+    treedef, graph, factors = all_factors(model_fn, params, x, y, likelihood, cotangents, keys)
+    out = [_factors.to_leaf(graph, leaf, _factors.sum_of_squares(f)) for leaf, f in factors.items()]
+    return jax.tree.unflatten(treedef, out)
+
+
+def hessian_diag(
+    model_fn, params: PyTree, x: Float[Array, "n ..."], y: Array, *, likelihood: str = "classification"
+) -> PyTree:
+    """Exact diagonal of the Hessian of the summed loss (BackPACK's ``DiagHessian``).
+
+    A layer's output ``z = R W`` is linear in its kernel, so
+    ``d^2 loss / dW_kj^2 = sum_{t,t'} R_tk R_t'k d^2 loss / dz_tj dz_t'j``: each
+    sample needs the Hessian of its loss with respect to the layer's outputs,
+    ``T * d_out`` forward-over-reverse products, not one per parameter. Any
+    other leaf (biases, ...) takes ``size`` Hessian-vector products of the
+    summed loss. The cost therefore grows with the layer widths, like
+    BackPACK's, and this is the most expensive quantity of the module.
+
+    Args:
+        model_fn, params, x, y, likelihood: as in :func:`ggn_diag`.
+
+    Returns:
+        A pytree like ``params``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from probnum_jax.posteriors import curvature
+        >>> model_fn = lambda p, x: jnp.tanh(x @ p["w"])
+        >>> params = {"w": 0.1 * jnp.ones((3, 2))}
+        >>> curvature.hessian_diag(model_fn, params, jnp.eye(3), jnp.array([0, 1, 0]))["w"].shape
+        (3, 2)
+    """
+    leaves, treedef, graph, _ = prepare(model_fn, params, x, y, likelihood)
+    out = []
+    for leaf in range(len(leaves)):
+        if graph.is_layer(leaf):
+            out.append(_factors.to_leaf(graph, leaf, _layer_hessian_diag(graph, leaves, leaf, x, y, likelihood)))
+        else:
+            out.append(_other_hessian_diag(model_fn, params, leaves, treedef, leaf, x, y, likelihood))
+    return jax.tree.unflatten(treedef, out)
+
+
+def _layer_hessian_diag(graph, leaves, leaf, x, y, likelihood):
+    numbers = graph.leaf_sites[leaf]
+    sizes = [graph.sites[s].num_rows for s in numbers]
+    d_out = graph.sites[numbers[0]].d_out
+
+    splits = list(np.cumsum(sizes)[:-1])
+
+    def one(x_i, y_i):
+        def loss(z):  # z: the leaf's sites' perturbations, stacked [T_total, d_out]
+            out, rows = graph.evaluate(leaves, x_i, dict(zip(numbers, jnp.split(z, splits, axis=0))))
+            return sample_loss(likelihood, out, y_i), rows
+
+        z0 = jnp.zeros((sum(sizes), d_out), x.dtype)
+        _, rows = loss(z0)
+        hess = jax.hessian(lambda z: loss(z)[0])(z0)  # [T, d_out, T, d_out]
+        r = jnp.concatenate([rows[s] for s in numbers], axis=0)  # [T, d_in]
+        if r.shape[0] == 1:
+            return r[0][:, None] ** 2 * jnp.diagonal(hess[0, :, 0, :])[None, :]
+        h_jj = jnp.einsum("tjsj->jts", hess)  # per output unit j: [T, T]
+        return jnp.einsum("tk,sk,jts->kj", r, r, h_jj)
+
+    return jnp.sum(jax.vmap(one)(x, y), axis=0)
+
+
+def _other_hessian_diag(model_fn, params, leaves, treedef, leaf, x, y, likelihood):
+    def loss(flat):
+        values = list(leaves)
+        values[leaf] = flat.reshape(leaves[leaf].shape)
+        return sum_loss(likelihood, model_fn(jax.tree.unflatten(treedef, values), x), y)
+
+    flat = jnp.ravel(leaves[leaf])
+    basis = jnp.eye(flat.size, dtype=flat.dtype)
+    grad = jax.grad(loss)
+
+    def hvp_diag(e):
+        return jnp.dot(e, jax.jvp(grad, (flat,), (e,))[1])
+
+    return jax.lax.map(hvp_diag, basis, batch_size=min(flat.size, 32)).reshape(leaves[leaf].shape)
