@@ -40,11 +40,13 @@ def solve(
     Arguments:
         vector_field: ``f(t, y, args) -> dy/dt`` (the diffrax convention).
         y0: initial value ``[d]``.
-        t0, t1: the time interval, ``t1 > t0``.
+        t0: the initial time.
+        t1: the final time, ``t1 > t0``.
         solver: an :class:`EK0` or :class:`EK1` (default ``EK1()``).
         save_at: strictly increasing times in ``[t0, t1]``; default ``[t0, t1]``.
         args: passed to the vector field; differentiable.
-        atol, rtol: tolerances of the local error (RMS norm, as in diffrax).
+        atol: absolute tolerance of the local error (RMS norm, as in diffrax).
+        rtol: relative tolerance of the local error.
         dt0: the initial step; chosen automatically from the Taylor
             coefficients when ``None`` (Hairer, Nørsett & Wanner 1993, II.4).
         max_steps: the maximum number of attempted steps. With

@@ -26,6 +26,9 @@ def link_probabilities(f_mean, f_cov, link, num_samples, key):
     # Laplace bridge (Hobbhahn, Kristiadi & Hennig, 2022): condition the logits on
     # summing to zero, then match a Dirichlet to the Gaussian.
     total = jnp.sum(f_cov, axis=(1, 2))[:, None]
+    scale = jnp.trace(f_cov, axis1=1, axis2=2)[:, None]
+    # Already summing to zero (total ~ 0): nothing to condition on.
+    total = jnp.where(total > jnp.finfo(f_cov.dtype).eps * scale, total, jnp.inf)
     row = jnp.sum(f_cov, axis=2)
     mean = f_mean - row * jnp.sum(f_mean, axis=1, keepdims=True) / total
     cov = f_cov - jnp.einsum("ni,nj->nij", row, row) / total[:, :, None]
