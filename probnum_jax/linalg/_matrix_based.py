@@ -135,7 +135,6 @@ def matrix_based_solve(
         jnp.zeros((), dtype), jnp.zeros((), dtype), jnp.asarray(0), jnp.asarray(False), status,
     )
     trace_h0 = jnp.asarray(n, dtype) if prior is None else jnp.sum(lx.diagonal(prior))
-    h0b = prior_mv(prior, b)
 
     def psi_of(s):
         if calibration == "rayleigh":
@@ -146,13 +145,13 @@ def matrix_based_solve(
 
     def trace_solution_cov(s):
         psi = psi_of(s)
-        vb = s.hy.project(b)
-        wb = psi * (h0b - s.hy.combine(vb))
-        beta = jnp.dot(b, wb)
+        # W_k r0 = W_k r_k since W_k vanishes on span(Y) and r0 - r_k lies in span(Y).
+        wb = psi * (prior_mv(prior, s.r) - s.hy.combine(s.hy.project(s.r)))
+        beta = jnp.dot(s.r, wb)
         trace_w = psi * (trace_h0 - s.sum_v2)
         tr = 0.5 * (beta * trace_w + jnp.dot(wb, wb))
         if noise_var is not None:
-            sb = s.dirs.project(b)
+            sb = s.dirs.project(r0)
             w0b = wb + s.dirs.combine(sb)
             beta0 = beta + jnp.dot(sb, sb)
             trace_w0 = trace_w + s.sum_s2
@@ -217,7 +216,18 @@ def matrix_based_solve(
 
     final = jax.lax.while_loop(cond, body, init)
     converged = criteria(final) | (final.dirs.count >= n)
+    # Posterior mean of x = x0 + H r0 with r0 = Y c + r_k and S^T r_k = 0: without noise
+    # H_k Y c = S c = x_k - x0, so the mean is x_k + H_k r_k; noise shrinks towards H0 r0.
+    h0r = prior_mv(prior, final.r)
+    correction = final.x - x0 + h0r - final.dirs.combine(final.obs.project(h0r))
+    if noise_var is None:
+        mean = x0 + correction
+    else:
+        shrink = 1.0 / (1.0 + noise_var)
+        mean = x0 + shrink * correction + (1.0 - shrink) * prior_mv(prior, r0)
     aux = dict(
+        iterate=final.x,
+        r0=r0,
         dirs=final.dirs.rows,
         obs=final.obs.rows,
         hy=final.hy.rows,
@@ -229,13 +239,17 @@ def matrix_based_solve(
         converged=converged,
         status=final.status,
     )
-    return final.x, aux
+    return mean, aux
 
 
-def matrix_beliefs(aux, prior: lx.AbstractLinearOperator | None, b, noise_var):
-    """Assemble the beliefs about ``A``, ``A^{-1}`` and the solution's covariance from ``aux``."""
-    n = b.shape[0]
-    dtype = b.dtype
+def matrix_beliefs(aux, prior: lx.AbstractLinearOperator | None, noise_var):
+    """Assemble the beliefs about ``A``, ``A^{-1}`` and the solution's covariance from ``aux``.
+
+    The solution is ``x = x0 + H r0``, so its covariance is that of ``H r0``.
+    """
+    r0 = aux["r0"]
+    n = r0.shape[0]
+    dtype = r0.dtype
     identity = lx.IdentityLinearOperator(jax.ShapeDtypeStruct((n,), dtype))
     h0 = identity if prior is None else prior
     size = aux["dirs"].shape[0]
@@ -269,5 +283,5 @@ def matrix_beliefs(aux, prior: lx.AbstractLinearOperator | None, b, noise_var):
         weights = (jnp.asarray(shrink, dtype), jnp.asarray(1.0 - shrink, dtype))
     inverse = SymmetricKroneckerNormal(h_mean, h_factors, weights)
     matrix = SymmetricKroneckerNormal(a_mean, a_factors, weights)
-    _, cov = inverse.vector_belief(b)
+    _, cov = inverse.vector_belief(r0)
     return matrix, inverse, cov

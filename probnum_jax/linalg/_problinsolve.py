@@ -137,8 +137,6 @@ def problinsolve(
     noise_var = None if noise_std is None else noise_std**2
     if policy == "random" and key is None:
         raise ValueError("policy='random' needs an explicit PRNG key: pass key=jax.random.key(...).")
-    if x0 is None and belief == "matrix":
-        x0 = b if prior is None else prior.mv(b)
     x0 = _checks.as_initial_guess(x0, b)
     return _problinsolve(
         A, b, belief, policy, x0, prior, maxiter, atol, rtol, stopping, calibration, noise_var, key, throw
@@ -161,7 +159,7 @@ def _problinsolve(A, b, belief, policy, x0, prior, maxiter, atol, rtol, stopping
 
     mean, aux = jax.lax.custom_linear_solve(matvec, b, solve, symmetric=True, has_aux=True)
     if belief == "matrix":
-        matrix, inverse, cov = matrix_beliefs(aux, prior, b, noise_var)
+        matrix, inverse, cov = matrix_beliefs(aux, prior, noise_var)
         solution = finalize(
             mean, cov, matvec, b, aux["count"], aux["converged"], aux["status"],
             matrix_belief=matrix, inverse_belief=inverse,

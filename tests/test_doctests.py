@@ -1,0 +1,29 @@
+"""The examples in the docstrings run and print what they claim."""
+
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import probnum_jax
+
+DOCTESTED = ("probnum_jax.ode", "probnum_jax.randvars", "probnum_jax.problems")
+
+
+def _modules():
+    for package_name in DOCTESTED:
+        package = importlib.import_module(package_name)
+        for info in pkgutil.iter_modules(package.__path__, package_name + "."):
+            yield info.name
+
+
+@pytest.mark.parametrize("module_name", sorted(_modules()))
+def test_docstring_examples(module_name):
+    module = importlib.import_module(module_name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
+    assert result.failed == 0, f"{result.failed} docstring example(s) failed in {module_name}"
+
+
+def test_version():
+    assert isinstance(probnum_jax.__version__, str)
