@@ -11,7 +11,7 @@ evaluations. It writes ``ode_workprecision.json`` and ``ode_workprecision.png``
 Run it with::
 
     pip install -e ".[bench]" && python benchmarks/ode_workprecision.py
-    python benchmarks/ode_workprecision.py --quick          # 4 tolerances, 1 repeat
+    python benchmarks/ode_workprecision.py --quick          # 4 tolerances, fewer repeats
     python benchmarks/ode_workprecision.py --out /tmp/wp     # another output folder
     python benchmarks/ode_workprecision.py --recompute-references
 
@@ -283,15 +283,14 @@ def final_error(y, y_ref):
 # --------------------------------------------------------------------------- running
 
 
-def timed(fn, repeats, single_sample_above_s=1.0):
-    """Run ``fn`` once (a valid post-compilation sample), then ``repeats`` more times if it is fast."""
+def timed(fn, repeats):
+    """Run ``fn`` once (a valid post-compilation sample), then again: ``repeats`` times if it
+    took < 0.3 s, twice if < 1 s, not at all otherwise. Returns the output and all samples."""
     start = time.perf_counter()
     out = fn()
-    first = time.perf_counter() - start
-    if repeats <= 1 or first > single_sample_above_s:
-        return out, [first]
-    samples = []
-    for _ in range(repeats):
+    samples = [time.perf_counter() - start]
+    more = repeats if samples[0] < 0.3 else (2 if samples[0] < 1.0 else 0)
+    for _ in range(more if repeats > 1 else 0):
         start = time.perf_counter()
         fn()
         samples.append(time.perf_counter() - start)
@@ -302,65 +301,66 @@ def optional_int(out, key):
     return int(out[key]) if key in out else None
 
 
-def run_contestant(name, ivp, y_ref, tolerances, repeats, time_cap_s):
-    library, label, (build, status), _ = CONTESTANTS[name]
-    record = dict(library=library, label=label, compile_time_s=None, memory_bytes=None, runs=[])
-    solve = build(ivp)
-    y0 = jnp.asarray(ivp.y0, jnp.float64)
+class Contestant:
+    """One contestant on one problem: compiled once, then run at each tolerance."""
 
-    def arguments(tol):
-        return y0, jnp.asarray(tol, jnp.float64), jnp.asarray(tol, jnp.float64)
-
-    if library == "scipy":
-        call = solve
-    else:
+    def __init__(self, name, ivp, y_ref, first_tol, time_cap_s):
+        library, label, (build, self.status), _ = CONTESTANTS[name]
+        self.name, self.ivp, self.y_ref = name, ivp, y_ref
+        self.time_cap_s = time_cap_s / 2 if library == "scipy" else time_cap_s
+        self.record = dict(library=library, label=label, compile_time_s=None, memory_bytes=None, runs=[])
+        self.skip_reason = None
+        solve = build(ivp)
+        if library == "scipy":
+            self.call = solve
+            return
         start = time.perf_counter()
-        compiled = jax.jit(solve).lower(*arguments(tolerances[0])).compile()
-        record["compile_time_s"] = time.perf_counter() - start
+        compiled = jax.jit(solve).lower(*self.arguments(first_tol)).compile()
+        self.record["compile_time_s"] = time.perf_counter() - start
         mem = compiled.memory_analysis()
         if mem is not None:
-            record["memory_bytes"] = dict(
+            self.record["memory_bytes"] = dict(
                 temp=int(mem.temp_size_in_bytes), argument=int(mem.argument_size_in_bytes),
                 output=int(mem.output_size_in_bytes),
             )
+        self.call = lambda *args: jax.block_until_ready(compiled(*args))
 
-        def call(*args):
-            return jax.block_until_ready(compiled(*args))
+    def arguments(self, tol):
+        tol = jnp.asarray(tol, jnp.float64)
+        return jnp.asarray(self.ivp.y0, jnp.float64), tol, tol
 
-    skip_reason = None
-    for tol in tolerances:
+    def run(self, tol, repeats):
         run = dict(tol=tol)
-        record["runs"].append(run)
-        if skip_reason is not None:
-            run.update(status="skipped", reason=skip_reason)
-            continue
-        args = arguments(tol)
+        self.record["runs"].append(run)
+        if self.skip_reason is not None:
+            run.update(status="skipped", reason=self.skip_reason)
+            return
+        args = self.arguments(tol)
         try:
-            out, samples = timed(lambda: call(*args), repeats)  # noqa: B023
+            out, samples = timed(lambda: self.call(*args), repeats)
         except Exception as e:  # noqa: BLE001 - a crash is a recorded result, not a lost one
             run.update(status="crashed", reason=f"{type(e).__name__}: {str(e)[:300]}")
-            skip_reason = f"crashed at tol {tol:g}"
-            continue
-        ok, message = status(out, ivp)
+            self.skip_reason = f"crashed at tol {tol:g}"
+            return
+        ok, message = self.status(out, self.ivp)
         y1 = np.asarray(out["y1"])
         run.update(
-            time_s=statistics.median(samples), time_samples=len(samples),
+            time_s=statistics.median(samples), time_min_s=min(samples), time_samples=len(samples),
             num_steps=int(out["num_steps"]), num_rejected=optional_int(out, "num_rejected"),
             f_evals=optional_int(out, "f_evals"), jac_evals=optional_int(out, "jac_evals"),
         )
         if ok and np.all(np.isfinite(y1)):
-            run.update(status="ok", error=final_error(y1, y_ref))
+            run.update(status="ok", error=final_error(y1, self.y_ref))
             if "std1" in out:  # calibration of the reported uncertainty at t1
-                z = (y1 - y_ref) / np.maximum(np.asarray(out["std1"]), np.finfo(float).tiny)
+                z = (y1 - self.y_ref) / np.maximum(np.asarray(out["std1"]), np.finfo(float).tiny)
                 run["calibration_z_rms"] = float(np.sqrt(np.mean(z**2)))
         else:
             run.update(status="failed", reason=message or "non-finite solution at t1")
-        if samples[0] > time_cap_s:
-            skip_reason = f"time budget: tol {tol:g} took {samples[0]:.1f} s > {time_cap_s} s"
+        if samples[0] > self.time_cap_s:
+            self.skip_reason = f"time budget: tol {tol:g} took {samples[0]:.1f} s > {self.time_cap_s} s"
         err = run.get("error")
-        print(f"  {name:18s} tol={tol:7.0e} {run['status']:7s} err={err if err is None else f'{err:.2e}'} "
+        print(f"  {self.name:17s} tol={tol:7.0e} {run['status']:6s} err={err if err is None else f'{err:.2e}'} "
               f"time={run['time_s']:.4f}s steps={run['num_steps']}", flush=True)
-    return record
 
 
 # --------------------------------------------------------------------------- summary
@@ -526,12 +526,12 @@ def machine_info():
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="4 tolerances, 1 repeat (< 3 min)")
+    parser.add_argument("--quick", action="store_true", help="4 tolerances, fewer repeats (< 3 min)")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     parser.add_argument("--recompute-references", action="store_true")
     args = parser.parse_args(argv)
     tolerances = [1e-3, 1e-5, 1e-7, 1e-9] if args.quick else [10.0**-k for k in range(3, 11)]
-    repeats, time_cap_s = (1, 2.5) if args.quick else (3, 8.0)
+    repeats, time_cap_s = (3, 2.0) if args.quick else (5, 15.0)
     os.makedirs(args.out, exist_ok=True)
     started = time.perf_counter()
 
@@ -542,14 +542,20 @@ def main(argv=None):
     for pname, (ivp, stiff) in problems.items():
         print(f"[{pname}] d={ivp.y0.shape[0]} t1={ivp.t1} stiff={stiff}", flush=True)
         y_ref = np.asarray(references[pname]["y1"])
-        results[pname] = {}
+        results[pname], contestants = {}, []
         for cname, (library, label, _, applies) in CONTESTANTS.items():
             if applies != "all" and (applies == "stiff") != stiff:
                 results[pname][cname] = dict(library=library, label=label, skipped=(
                     "explicit-type method, not run on stiff problems" if stiff
                     else "stiff solver, not run on non-stiff problems"))
                 continue
-            results[pname][cname] = run_contestant(cname, ivp, y_ref, tolerances, repeats, time_cap_s)
+            contestants.append(Contestant(cname, ivp, y_ref, tolerances[0], time_cap_s))
+            results[pname][cname] = contestants[-1].record
+        # Interleave the contestants at each tolerance, so that drifts in machine load
+        # affect all of them alike.
+        for tol in tolerances:
+            for contestant in contestants:
+                contestant.run(tol, repeats)
 
     summary = summarise(results)
     payload = dict(
@@ -558,10 +564,12 @@ def main(argv=None):
         machine=machine_info(),
         settings=dict(
             tolerances=tolerances, atol_equals_rtol=True, num_derivatives=NUM_DERIVATIVES,
-            max_steps=MAX_STEPS, repeats=repeats, timing="median of repeats after compilation "
-            "(one sample when a run takes > 1 s); jax.block_until_ready on all outputs",
+            max_steps=MAX_STEPS, repeats=repeats, timing="median of 1 + repeats samples after "
+            "compilation (1 + 2 when the first takes 0.3-1 s, 1 when it takes longer); "
+            "jax.block_until_ready on all outputs; time_min_s is the fastest sample",
             time_cap_s=time_cap_s, time_cap_rule="a contestant's tighter tolerances are skipped "
-            "once one solve takes longer than time_cap_s",
+            "once one solve takes longer than time_cap_s (time_cap_s / 2 for scipy)",
+            order="per problem: compile all contestants, then at each tolerance run them in turn",
             compile_time="wall time of jax.jit(solve).lower(y0, atol, rtol).compile() "
             "(tracing + XLA compilation); one compilation serves all tolerances",
             memory="XLA compiled.memory_analysis() temp_size_in_bytes (CPU buffer estimate)",

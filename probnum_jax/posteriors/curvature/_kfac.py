@@ -15,13 +15,11 @@ exact GGN block, written as ``[[1]] kron B``.
 """
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
 
 from .. import _factors
-from .._likelihoods import hessian_sqrt, sampled_hessian_sqrt
-from ._setup import all_factors
+from ._setup import check, reduce_factors
 
 
 class KroneckerFactors(eqx.Module):
@@ -90,21 +88,14 @@ def kfac(
         >>> k["w"].a.shape, k["w"].b.shape, k["w"].to_dense().shape
         ((3, 3), (2, 2), (6, 6))
     """
+    check(model_fn, params, x, y, likelihood)
     if key is None:
-        extra = None
-
-        def cotangents(lik, f, y_i, _):
-            return hessian_sqrt(lik, f)
-    else:
-        if not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"num_samples must be a positive int, got {num_samples!r}.")
-        extra = jax.random.split(key, x.shape[0])
-
-        def cotangents(lik, f, y_i, key_i):
-            return sampled_hessian_sqrt(lik, f, key_i, num_samples)
-
-    treedef, graph, factors = all_factors(model_fn, params, x, y, likelihood, cotangents, extra)
-    return jax.tree.unflatten(treedef, [kronecker_factors(graph, leaf, f, x.shape[0]) for leaf, f in factors.items()])
+        return reduce_factors(model_fn, params, x, y, likelihood, "exact", kronecker_factors)
+    if not isinstance(num_samples, int) or num_samples < 1:
+        raise ValueError(f"num_samples must be a positive int, got {num_samples!r}.")
+    return reduce_factors(
+        model_fn, params, x, y, likelihood, "sampled", kronecker_factors, key=key, num_samples=num_samples
+    )
 
 
 def kronecker_factors(graph, leaf, f: _factors.LeafFactors, n) -> KroneckerFactors:

@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
@@ -115,9 +116,14 @@ def ggn_dense(
                [0., 1.]], dtype=float32)
     """
     n, num_outputs = _check(model_fn, params, x, y, likelihood)
-    flat, unravel = ravel_pytree(params)
     if chunk_size is None:
-        chunk_size = default_chunk_size(n, num_outputs * flat.size)
+        chunk_size = default_chunk_size(n, num_outputs * sum(jnp.size(leaf) for leaf in jax.tree.leaves(params)))
+    return _ggn_dense(model_fn, params, x, likelihood, chunk_size)
+
+
+@eqx.filter_jit
+def _ggn_dense(model_fn, params, x, likelihood, chunk_size):
+    flat, unravel = ravel_pytree(params)
 
     def chunk_sum(chunk, weight):
         def rows(x_i):

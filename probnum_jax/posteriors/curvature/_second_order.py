@@ -8,14 +8,16 @@ backward pass per row ``s_ik`` (``C`` exact rows, or ``M`` sampled ones), as in
 BackPACK's ``DiagGGNExact``/``DiagGGNMC`` (Dangel, Kunstner & Hennig, 2020).
 """
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from .. import _factors
-from .._likelihoods import hessian_sqrt, sample_loss, sampled_hessian_sqrt, sum_loss
-from ._setup import all_factors, prepare
+from .._jaxpr_layers import layer_graph
+from .._likelihoods import sample_loss, sum_loss
+from ._setup import check, reduce_factors
 
 
 def ggn_diag(
@@ -47,12 +49,8 @@ def ggn_diag(
                [0.25, 0.25]], dtype=float32)
     """
 
-    def cotangents(lik, f, y_i, _):
-        return hessian_sqrt(lik, f)
-
-    treedef, graph, factors = all_factors(model_fn, params, x, y, likelihood, cotangents)
-    out = [_factors.to_leaf(graph, leaf, _factors.sum_of_squares(f)) for leaf, f in factors.items()]
-    return jax.tree.unflatten(treedef, out)
+    check(model_fn, params, x, y, likelihood)
+    return reduce_factors(model_fn, params, x, y, likelihood, "exact", "sum_of_squares")
 
 
 def ggn_diag_mc(
@@ -91,14 +89,10 @@ def ggn_diag_mc(
     """
     if not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(f"num_samples must be a positive int, got {num_samples!r}.")
-    keys = jax.random.split(key, x.shape[0])
-
-    def cotangents(lik, f, y_i, key_i):
-        return sampled_hessian_sqrt(lik, f, key_i, num_samples)
-
-    treedef, graph, factors = all_factors(model_fn, params, x, y, likelihood, cotangents, keys)
-    out = [_factors.to_leaf(graph, leaf, _factors.sum_of_squares(f)) for leaf, f in factors.items()]
-    return jax.tree.unflatten(treedef, out)
+    check(model_fn, params, x, y, likelihood)
+    return reduce_factors(
+        model_fn, params, x, y, likelihood, "sampled", "sum_of_squares", key=key, num_samples=num_samples
+    )
 
 
 def hessian_diag(
@@ -128,7 +122,14 @@ def hessian_diag(
         >>> curvature.hessian_diag(model_fn, params, jnp.eye(3), jnp.array([0, 1, 0]))["w"].shape
         (3, 2)
     """
-    leaves, treedef, graph, _ = prepare(model_fn, params, x, y, likelihood)
+    check(model_fn, params, x, y, likelihood)
+    return _hessian_diag(model_fn, params, x, y, likelihood)
+
+
+@eqx.filter_jit
+def _hessian_diag(model_fn, params, x, y, likelihood):
+    leaves, treedef = jax.tree.flatten(params)
+    graph = layer_graph(model_fn, params, x)
     out = []
     for leaf in range(len(leaves)):
         if graph.is_layer(leaf):

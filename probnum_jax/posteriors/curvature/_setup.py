@@ -1,29 +1,67 @@
-"""Argument checks and the factor pass shared by the curvature functions."""
+"""Argument checks and the jitted factor pass shared by the curvature functions."""
 
+import equinox as eqx
 import jax
+import jax.numpy as jnp
 
-from .. import _checks
-from .._factors import batch_factors
+from .. import _checks, _factors
 from .._jaxpr_layers import layer_graph
-from .._likelihoods import check_likelihood
+from .._likelihoods import check_likelihood, hessian_sqrt, loss_gradient, sampled_hessian_sqrt
 
 
-def prepare(model_fn, params, x, y, likelihood):
-    """Validate the arguments; return ``(leaves, treedef, graph, num_outputs)``."""
+def check(model_fn, params, x, y, likelihood):
+    """Validate the arguments (trace-time errors naming the argument)."""
     check_likelihood(likelihood)
     _checks.check_params(params)
-    _, num_outputs = _checks.check_model_data(model_fn, params, x, y, likelihood)
+    return _checks.check_model_data(model_fn, params, x, y, likelihood)
+
+
+def _gradient_rows(likelihood, f, y_i, key_i, num_samples):
+    return loss_gradient(likelihood, f, y_i)
+
+
+def _exact_rows(likelihood, f, y_i, key_i, num_samples):
+    return hessian_sqrt(likelihood, f)
+
+
+def _sampled_rows(likelihood, f, y_i, key_i, num_samples):
+    return sampled_hessian_sqrt(likelihood, f, key_i, num_samples)
+
+
+COTANGENTS = {"gradient": _gradient_rows, "exact": _exact_rows, "sampled": _sampled_rows}
+
+
+def _variance(graph, leaf, f, n):
+    mean_sq = _factors.sum_of_squares(f) / n
+    mean = _factors.gradient(f) / n
+    return _factors.to_leaf(graph, leaf, jnp.maximum(mean_sq - mean**2, 0.0))
+
+
+REDUCERS = {
+    "per_sample": lambda graph, leaf, f, n: _factors.to_leaf(graph, leaf, _factors.per_sample(f)),
+    "squared_norms": lambda graph, leaf, f, n: _factors.squared_norms(f),
+    "sum_of_squares": lambda graph, leaf, f, n: _factors.to_leaf(graph, leaf, _factors.sum_of_squares(f)),
+    "variance": _variance,
+}
+
+
+@eqx.filter_jit
+def reduce_factors(model_fn, params, x, y, likelihood, cotangents, reducer, key=None, num_samples=1):
+    """One factor pass over the batch, reduced per leaf; returns a pytree like ``params``.
+
+    ``cotangents`` names the output rows backpropagated per sample (a key in
+    :data:`COTANGENTS`); ``reducer`` is a key in :data:`REDUCERS` or a callable
+    ``(graph, leaf, factors, n) -> leaf result``.
+    """
     leaves, treedef = jax.tree.flatten(params)
-    return leaves, treedef, layer_graph(model_fn, params, x), num_outputs
+    graph = layer_graph(model_fn, params, x)
+    rows = COTANGENTS[cotangents]
+    keys = jax.random.split(key, x.shape[0]) if key is not None else jnp.zeros((x.shape[0],))
 
+    def cotangent_fn(f, extra):
+        y_i, key_i = extra
+        return rows(likelihood, f, y_i, key_i, num_samples)
 
-def all_factors(model_fn, params, x, y, likelihood, cotangent_fn, extra=None):
-    """Factors of every leaf; ``cotangent_fn(likelihood, f, y_i, extra_i) -> [K, C]``."""
-    leaves, treedef, graph, _ = prepare(model_fn, params, x, y, likelihood)
-    per_sample_extra = (y, extra)
-
-    def cotangents(f, e):
-        return cotangent_fn(likelihood, f, *e)
-
-    _, factors = batch_factors(graph, leaves, tuple(range(len(leaves))), x, cotangents, per_sample_extra)
-    return treedef, graph, factors
+    _, factors = _factors.batch_factors(graph, leaves, tuple(range(len(leaves))), x, cotangent_fn, (y, keys))
+    reduce = REDUCERS[reducer] if isinstance(reducer, str) else reducer
+    return jax.tree.unflatten(treedef, [reduce(graph, leaf, f, x.shape[0]) for leaf, f in factors.items()])
