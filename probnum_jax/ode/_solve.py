@@ -82,11 +82,15 @@ def solve(
     if dt0 is not None:
         _checks.check_positive("dt0", dt0)
         dt0 = jnp.asarray(dt0, dtype)
+    # Without save_at only the end points are saved: the dense-output loop is not compiled.
+    dense_output = save_at is not None
     save_at = jnp.stack([t0, t1]) if save_at is None else jnp.asarray(save_at, dtype)
     _checks.check_save_at(save_at, t0, t1)
     _checks.check_vector_field(vector_field, t0, y0, args)
     atol, rtol = jnp.asarray(atol, dtype), jnp.asarray(rtol, dtype)
-    return _solve(vector_field, y0, t0, t1, solver, save_at, args, atol, rtol, dt0, max_steps, throw)
+    return _solve(
+        vector_field, y0, t0, t1, solver, save_at, args, atol, rtol, dt0, max_steps, throw, dense_output
+    )
 
 
 def initial_step(coefficients, atol, rtol, order):
@@ -187,7 +191,7 @@ class _Carry(eqx.Module):
 
 
 @eqx.filter_jit
-def _solve(vector_field, y0, t0, t1, solver, save_at, args, atol, rtol, dt0, max_steps, throw):
+def _solve(vector_field, y0, t0, t1, solver, save_at, args, atol, rtol, dt0, max_steps, throw, dense_output):
     dim, dtype = y0.shape[0], y0.dtype
     q = solver.num_derivatives
     kind = solver.strategy
@@ -242,11 +246,15 @@ def _solve(vector_field, y0, t0, t1, solver, save_at, args, atol, rtol, dt0, max
                 rv_save, cond = predict_backward(ctx, rv_cur, t_save - t_cur, sigma)
             return t_save, rv_save, _emit(kind, s, rv_save, cond, True), n + 1
 
-        t_cur, rv_cur, strat, n_inside = jax.lax.while_loop(
-            more_inside, visit, (c.t, c.rv, c.strategy, jnp.zeros((), jnp.int32))
-        )
+        t_cur, rv_cur, strat, n_inside = c.t, c.rv, c.strategy, jnp.zeros((), jnp.int32)
+        if dense_output:
+            t_cur, rv_cur, strat, n_inside = jax.lax.while_loop(
+                more_inside, visit, (t_cur, rv_cur, strat, n_inside)
+            )
         cond = None
-        if kind != "filter":
+        if kind != "filter" and not dense_output:
+            cond = predict_backward(ctx, c.rv, t_new - c.t, sigma)[1]
+        elif kind != "filter":
             cond = jax.lax.cond(
                 n_inside > 0,
                 lambda: predict_backward(ctx, rv_cur, t_new - t_cur, sigma)[1],
