@@ -253,7 +253,11 @@ def compute_reference(ivp, stiff):
 
 
 def problem_key(ivp):
-    return json.dumps(dict(name=ivp.name, t0=ivp.t0, t1=ivp.t1, y0=np.asarray(ivp.y0).tolist(),
+    """Identifies a problem definition; includes two vector-field values as a fingerprint."""
+    y0 = np.asarray(ivp.y0)
+    probes = [(ivp.t0, y0), (ivp.t0 + 0.1, 1.1 * y0 + 0.1)]
+    fingerprint = [np.asarray(ivp.vector_field(t, jnp.asarray(y), ivp.args)).tolist() for t, y in probes]
+    return json.dumps(dict(name=ivp.name, t0=ivp.t0, t1=ivp.t1, y0=y0.tolist(), f=fingerprint,
                            args=None if ivp.args is None else np.asarray(ivp.args).tolist()))
 
 
@@ -281,20 +285,6 @@ def final_error(y, y_ref):
 
 
 # --------------------------------------------------------------------------- running
-
-
-def timed(fn, repeats):
-    """Run ``fn`` once (a valid post-compilation sample), then again: ``repeats`` times if it
-    took < 0.3 s, twice if < 1 s, not at all otherwise. Returns the output and all samples."""
-    start = time.perf_counter()
-    out = fn()
-    samples = [time.perf_counter() - start]
-    more = repeats if samples[0] < 0.3 else (2 if samples[0] < 1.0 else 0)
-    for _ in range(more if repeats > 1 else 0):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return out, samples
 
 
 def optional_int(out, key):
@@ -329,23 +319,46 @@ class Contestant:
         tol = jnp.asarray(tol, jnp.float64)
         return jnp.asarray(self.ivp.y0, jnp.float64), tol, tol
 
-    def run(self, tol, repeats):
-        run = dict(tol=tol)
-        self.record["runs"].append(run)
+    def start(self, tol, repeats):
+        """First (post-compilation) run at ``tol``; returns how many timed samples to add:
+        ``repeats`` if it took < 0.3 s, 2 if < 1 s, else none (the first run is the sample)."""
+        self.run = dict(tol=tol)
+        self.record["runs"].append(self.run)
+        self.out, self.samples, self.calls_per_sample = None, [], 1
         if self.skip_reason is not None:
-            run.update(status="skipped", reason=self.skip_reason)
-            return
-        args = self.arguments(tol)
+            self.run.update(status="skipped", reason=self.skip_reason)
+            return 0
+        self.sample()
+        if self.out is None or repeats <= 1:
+            return 0
+        first = self.samples[0]
+        # Sub-10 ms runs are timed in batches of calls (as timeit does), against timer noise.
+        self.calls_per_sample = max(1, int(np.ceil(0.01 / max(first, 1e-6))))
+        return repeats if first < 0.3 else (2 if first < 1.0 else 0)
+
+    def sample(self):
+        args = self.arguments(self.run["tol"])
         try:
-            out, samples = timed(lambda: self.call(*args), repeats)
+            begin = time.perf_counter()
+            for _ in range(self.calls_per_sample):
+                out = self.call(*args)
+            self.samples.append((time.perf_counter() - begin) / self.calls_per_sample)
         except Exception as e:  # noqa: BLE001 - a crash is a recorded result, not a lost one
-            run.update(status="crashed", reason=f"{type(e).__name__}: {str(e)[:300]}")
-            self.skip_reason = f"crashed at tol {tol:g}"
+            self.run.update(status="crashed", reason=f"{type(e).__name__}: {str(e)[:300]}")
+            self.skip_reason = f"crashed at tol {self.run['tol']:g}"
+            return
+        self.out = out if self.out is None else self.out
+
+    def finish(self):
+        run, out, samples, tol = self.run, self.out, self.samples, self.run["tol"]
+        if out is None or "status" in run:  # skipped or crashed
             return
         ok, message = self.status(out, self.ivp)
         y1 = np.asarray(out["y1"])
+        first, timed = samples[0], samples[1:] or samples  # the first run is a warm-up if repeated
         run.update(
-            time_s=statistics.median(samples), time_min_s=min(samples), time_samples=len(samples),
+            time_s=statistics.median(timed), time_min_s=min(timed), time_samples=len(timed),
+            calls_per_sample=self.calls_per_sample,
             num_steps=int(out["num_steps"]), num_rejected=optional_int(out, "num_rejected"),
             f_evals=optional_int(out, "f_evals"), jac_evals=optional_int(out, "jac_evals"),
         )
@@ -353,14 +366,27 @@ class Contestant:
             run.update(status="ok", error=final_error(y1, self.y_ref))
             if "std1" in out:  # calibration of the reported uncertainty at t1
                 z = (y1 - self.y_ref) / np.maximum(np.asarray(out["std1"]), np.finfo(float).tiny)
-                run["calibration_z_rms"] = float(np.sqrt(np.mean(z**2)))
+                z_rms = float(np.sqrt(np.mean(z**2)))
+                run["calibration_z_rms"] = z_rms if np.isfinite(z_rms) else None
         else:
             run.update(status="failed", reason=message or "non-finite solution at t1")
-        if samples[0] > self.time_cap_s:
-            self.skip_reason = f"time budget: tol {tol:g} took {samples[0]:.1f} s > {self.time_cap_s} s"
+        if first > self.time_cap_s:
+            self.skip_reason = f"time budget: tol {tol:g} took {first:.1f} s > {self.time_cap_s} s"
         err = run.get("error")
         print(f"  {self.name:17s} tol={tol:7.0e} {run['status']:6s} err={err if err is None else f'{err:.2e}'} "
               f"time={run['time_s']:.4f}s steps={run['num_steps']}", flush=True)
+
+
+def run_interleaved(contestants, tol, repeats):
+    """Time all contestants at ``tol``, taking the repeated samples round-robin so that
+    changes in machine load hit every contestant alike."""
+    more = [c.start(tol, repeats) for c in contestants]
+    for round_ in range(max(more, default=0)):
+        for c, m in zip(contestants, more):
+            if round_ < m and c.skip_reason is None:
+                c.sample()
+    for c in contestants:
+        c.finish()
 
 
 # --------------------------------------------------------------------------- summary
@@ -389,11 +415,15 @@ def time_per_step_us(record):
 
 
 def ratio_entry(results, problem, ours_name, peer_name, quantity, target, aim=None):
-    """``ours / peer`` for ``quantity`` in {"time_at_target", "compile_time_s"}."""
+    """``ours / peer`` for ``quantity`` in {"time_at_target", "compile_time_s"}.
+
+    ``time_at_target`` is each run-time curve (median samples) interpolated at error 1e-6.
+    """
     entry = dict(problem=problem, ours=ours_name, peer=peer_name, quantity=quantity, target=target)
     recs = [results.get(problem, {}).get(n) for n in (ours_name, peer_name)]
     if any(r is None or "runs" not in r for r in recs):
-        return dict(entry, ratio=None, target_met=False, note="contestant not run on this problem")
+        why = "; ".join(r.get("skipped") or r.get("crashed") for r in recs if r and "runs" not in r)
+        return dict(entry, ratio=None, target_met=False, note=f"not run: {why or 'not a contestant here'}")
     if quantity == "compile_time_s":
         values = [r["compile_time_s"] for r in recs]
         notes = ["", ""]
@@ -407,6 +437,9 @@ def ratio_entry(results, problem, ours_name, peer_name, quantity, target, aim=No
     op, bound = target.split()
     met = ratio <= float(bound) if op == "<=" else ratio < float(bound)
     entry.update(ratio=ratio, target_met=bool(met))
+    if quantity == "time_at_target":  # the same from each run's fastest sample (less load noise)
+        fastest = [at_error(r, "time_min_s")[0] for r in recs]
+        entry["ratio_of_fastest_samples"] = None if None in fastest else fastest[0] / fastest[1]
     if aim is not None:
         entry.update(aim=aim, aim_met=bool(ratio <= float(aim.split()[1])))
     return entry
@@ -420,6 +453,17 @@ def summarise(results):
                 ratios.append(ratio_entry(results, problem, ours_name, peer, "time_at_target",
                                           "<= 1", aim="<= 0.6667"))
                 ratios.append(ratio_entry(results, problem, ours_name, peer, "compile_time_s", "<= 1"))
+    for ours_name, peer in (("ours_EK0", "probdiffeq_TS0"), ("ours_EK1", "probdiffeq_TS1")):
+        pairs = [(results[p][ours_name]["compile_time_s"], results[p][peer]["compile_time_s"])
+                 for p in PROBLEMS
+                 if "runs" in results[p].get(ours_name, {}) and "runs" in results[p].get(peer, {})]
+        if not pairs:
+            continue
+        total = [sum(v) for v in zip(*pairs)]
+        ratio = total[0] / total[1]
+        ratios.append(dict(problem="all (summed)", ours=ours_name, peer=peer, quantity="compile_time_s",
+                           target="<= 1", ours_value=total[0], peer_value=total[1], ratio=ratio,
+                           target_met=bool(ratio <= 1)))
     for ours_name in ("ours_EK0", "ours_EK1"):
         ratios.append(ratio_entry(results, "lotka_volterra", ours_name, "diffrax_Tsit5",
                                   "time_at_target", "<= 3"))
@@ -461,7 +505,7 @@ def plot(results, references, path):
 
     names = list(PROBLEMS)
     fig, axes = plt.subplots(2, len(names), figsize=(4.2 * len(names), 7.2),
-                             gridspec_kw=dict(height_ratios=[2.2, 1]))
+                             gridspec_kw=dict(height_ratios=[2.2, 1]), squeeze=False)
     handles = {}
     for col, problem in enumerate(names):
         ax, bar_ax = axes[0, col], axes[1, col]
@@ -549,13 +593,16 @@ def main(argv=None):
                     "explicit-type method, not run on stiff problems" if stiff
                     else "stiff solver, not run on non-stiff problems"))
                 continue
-            contestants.append(Contestant(cname, ivp, y_ref, tolerances[0], time_cap_s))
+            try:
+                contestants.append(Contestant(cname, ivp, y_ref, tolerances[0], time_cap_s))
+            except Exception as e:  # noqa: BLE001 - a failed build/compile is a recorded result
+                results[pname][cname] = dict(library=library, label=label,
+                                             crashed=f"build/compile: {type(e).__name__}: {str(e)[:300]}")
+                print(f"  {cname}: {results[pname][cname]['crashed']}", flush=True)
+                continue
             results[pname][cname] = contestants[-1].record
-        # Interleave the contestants at each tolerance, so that drifts in machine load
-        # affect all of them alike.
         for tol in tolerances:
-            for contestant in contestants:
-                contestant.run(tol, repeats)
+            run_interleaved(contestants, tol, repeats)
 
     summary = summarise(results)
     payload = dict(
@@ -564,18 +611,23 @@ def main(argv=None):
         machine=machine_info(),
         settings=dict(
             tolerances=tolerances, atol_equals_rtol=True, num_derivatives=NUM_DERIVATIVES,
-            max_steps=MAX_STEPS, repeats=repeats, timing="median of 1 + repeats samples after "
-            "compilation (1 + 2 when the first takes 0.3-1 s, 1 when it takes longer); "
+            max_steps=MAX_STEPS, repeats=repeats, timing="after compilation, one warm-up run, then "
+            "the median of `repeats` samples (2 when the warm-up takes 0.3-1 s; the warm-up "
+            "itself when it takes longer); a sample averages ceil(10 ms / warm-up time) calls; "
             "jax.block_until_ready on all outputs; time_min_s is the fastest sample",
             time_cap_s=time_cap_s, time_cap_rule="a contestant's tighter tolerances are skipped "
             "once one solve takes longer than time_cap_s (time_cap_s / 2 for scipy)",
-            order="per problem: compile all contestants, then at each tolerance run them in turn",
+            order="per problem: compile all contestants; then at each tolerance one run of each, "
+            "then the repeated samples round-robin over the contestants",
             compile_time="wall time of jax.jit(solve).lower(y0, atol, rtol).compile() "
             "(tracing + XLA compilation); one compilation serves all tolerances",
             memory="XLA compiled.memory_analysis() temp_size_in_bytes (CPU buffer estimate)",
             error_definition="RMS over components of |y(t1) - y_ref(t1)| / (|y_ref(t1)| + 1e-5)",
             calibration_z_rms="RMS over components of (y(t1) - y_ref(t1)) / std(t1); "
-            "about 1 when the reported std is calibrated",
+            "about 1 when the reported std is calibrated, >> 1 overconfident, << 1 underconfident",
+            reference_estimated_error="final-error measure between the reference and LSODA at the "
+            "same tolerance: an upper bound on the reference's error when LSODA is the less "
+            "accurate of the two (grey band in the plot)",
             f_evals_definition=F_EVALS_DEFINITION,
             probdiffeq_setup="state_space_model_{isotropic|dense}, constraint_ode_ts0|ts1 with "
             "jacobian_materialize, solver_dynamic(strategy_filter), error_residual_std, "
@@ -607,8 +659,10 @@ def main(argv=None):
     print(f"\nratios at final error {TARGET_ERROR:g} (ours / peer):")
     for r in summary["ratios"]:
         value = "n/a" if r["ratio"] is None else f"{r['ratio']:.3f}"
+        fastest = r.get("ratio_of_fastest_samples")
+        fastest = "" if fastest is None else f"(fastest samples: {fastest:.3f})"
         print(f"  {r['problem']:18s} {r['quantity']:15s} {r['ours']:9s}/{r['peer']:17s} {value:>7s} "
-              f"target {r['target']:5s} met={r['target_met']} {r.get('note', '')}")
+              f"target {r['target']:5s} met={r['target_met']} {fastest} {r.get('note', '')}")
     print(f"wrote {json_path} ({payload['total_wall_s']:.0f} s)")
 
 
