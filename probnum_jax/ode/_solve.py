@@ -8,7 +8,7 @@ from .. import randvars
 from . import _checks
 from ._factorisations import identity_conditional
 from ._results import RESULTS
-from ._solution import BackwardChain, Solution, tree_set_index
+from ._solution import BackwardChain, Solution, tree_at_index, tree_set_index
 from ._solvers import EK1, AbstractSolver
 from ._step import StepContext, attempt_step, predict, predict_backward
 from ._taylor import taylor_coefficients
@@ -149,15 +149,20 @@ def _init_strategy(kind, rv0, num_save, buffer_size):
     )
 
 
+def _set_if(pred, buffer, index, value):
+    """``buffer[index] = value`` where ``pred``, else unchanged; O(1), not O(len(buffer))."""
+    return tree_set_index(buffer, index, _tree_where(pred, value, tree_at_index(buffer, index)))
+
+
 def _emit(kind, strat: _Strategy, rv, cond, is_save):
     """Record one node (a step end or a save point) with its backward conditional."""
     idx = jnp.minimum(strat.save_index, strat.save_node.shape[0] - 1)
     if kind == "filter":
-        saved = _tree_where(is_save, tree_set_index(strat.saved, idx, rv), strat.saved)
+        saved = _set_if(is_save, strat.saved, idx, rv)
         return eqx.tree_at(lambda s: (s.saved, s.save_index), strat, (saved, strat.save_index + is_save))
     if kind == "fixedpoint":
         acc = strat.accumulated if cond is None else strat.accumulated.compose(cond)
-        conds = _tree_where(is_save, tree_set_index(strat.conditionals, idx, acc), strat.conditionals)
+        conds = _set_if(is_save, strat.conditionals, idx, acc)
         acc = _tree_where(is_save, identity_conditional(rv), acc)
         return eqx.tree_at(
             lambda s: (s.accumulated, s.conditionals, s.save_index),
@@ -168,7 +173,7 @@ def _emit(kind, strat: _Strategy, rv, cond, is_save):
     if cond is not None:
         conds = tree_set_index(conds, count, cond)
         count = count + 1
-    save_node = jnp.where(is_save, strat.save_node.at[idx].set(count), strat.save_node)
+    save_node = _set_if(is_save, strat.save_node, idx, count)
     return eqx.tree_at(
         lambda s: (s.conditionals, s.count, s.save_node, s.save_index),
         strat,
