@@ -8,13 +8,20 @@ import pytest
 
 import probnum_jax
 
-DOCTESTED = ("probnum_jax.ode", "probnum_jax.randvars", "probnum_jax.problems")
+DOCTESTED = (
+    "probnum_jax.linalg",
+    "probnum_jax.ode",
+    "probnum_jax.posteriors",
+    "probnum_jax.problems",
+    "probnum_jax.quad",
+    "probnum_jax.randvars",
+)
 
 
 def _modules():
     for package_name in DOCTESTED:
         package = importlib.import_module(package_name)
-        for info in pkgutil.iter_modules(package.__path__, package_name + "."):
+        for info in pkgutil.walk_packages(package.__path__, package_name + "."):
             yield info.name
 
 
