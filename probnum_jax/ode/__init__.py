@@ -4,6 +4,7 @@ from ._control import AbstractController as AbstractController
 from ._control import IntegralController as IntegralController
 from ._control import PIController as PIController
 from ._fixed_grid import solve_fixed_grid as solve_fixed_grid
+from ._log_marginal_likelihood import log_marginal_likelihood as log_marginal_likelihood
 from ._prior import IWP as IWP
 from ._results import RESULTS as RESULTS
 from ._solution import BackwardChain as BackwardChain
@@ -25,6 +26,7 @@ __all__ = [
     "PIController",
     "RESULTS",
     "Solution",
+    "log_marginal_likelihood",
     "solve",
     "solve_fixed_grid",
     "taylor_coefficients",
