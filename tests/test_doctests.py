@@ -18,11 +18,22 @@ DOCTESTED = (
 )
 
 
+# Examples that compile a whole solver loop (each is also covered by a unit test): slow.
+SLOW = {
+    "probnum_jax.linalg._matrix_based",
+    "probnum_jax.ode._fixed_grid",
+    "probnum_jax.ode._log_marginal_likelihood",
+    "probnum_jax.ode._solution",
+    "probnum_jax.quad._loop",
+}
+
+
 def _modules():
     for package_name in DOCTESTED:
         package = importlib.import_module(package_name)
         for info in pkgutil.walk_packages(package.__path__, package_name + "."):
-            yield info.name
+            marks = [pytest.mark.slow] if info.name in SLOW else []
+            yield pytest.param(info.name, marks=marks, id=info.name)
 
 
 @pytest.mark.parametrize("module_name", sorted(_modules()))

@@ -60,7 +60,7 @@ def _calibration_ratio(reference, name, solver):
 
 
 @pytest.mark.parametrize("calibration", ["dynamic", "mle"])
-@pytest.mark.parametrize("name", ["lotka_volterra", "logistic"])
+@pytest.mark.parametrize("name", ["lotka_volterra", pytest.param("logistic", marks=pytest.mark.slow)])
 def test_ek0_calibration_error_to_std_ratio(reference, name, calibration):
     """Geometric mean of |error| / std at the save points lies in [0.1, 10]."""
     ratio = _calibration_ratio(reference, name, pnx.ode.EK0(num_derivatives=4, calibration=calibration))
@@ -68,7 +68,7 @@ def test_ek0_calibration_error_to_std_ratio(reference, name, calibration):
 
 
 @pytest.mark.parametrize("calibration", ["dynamic", "mle"])
-@pytest.mark.parametrize("name", ["lotka_volterra", "logistic"])
+@pytest.mark.parametrize("name", ["lotka_volterra", pytest.param("logistic", marks=pytest.mark.slow)])
 def test_ek1_calibration_is_conservative(reference, name, calibration):
     """EK1 is never overconfident, but underconfident: its mean is far more accurate than the
     IWP-based std suggests (measured |err|/std: 0.005-0.15, see the ODE guide). This test pins

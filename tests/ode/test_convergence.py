@@ -8,8 +8,16 @@ import pytest
 import probnum_jax as pnx
 
 
-@pytest.mark.parametrize("solver_cls", [pnx.ode.EK0, pnx.ode.EK1])
-@pytest.mark.parametrize("num_derivatives", [2, 3])
+# The default run checks EK0 at q=3 and EK1 at q=2; the other two pairs are slow.
+@pytest.mark.parametrize(
+    "solver_cls, num_derivatives",
+    [
+        (pnx.ode.EK0, 3),
+        (pnx.ode.EK1, 2),
+        pytest.param(pnx.ode.EK0, 2, marks=pytest.mark.slow),
+        pytest.param(pnx.ode.EK1, 3, marks=pytest.mark.slow),
+    ],
+)
 def test_fixed_grid_order_is_close_to_num_derivatives(solver_cls, num_derivatives):
     ivp = pnx.problems.logistic()
     solver = solver_cls(num_derivatives=num_derivatives, calibration="none")

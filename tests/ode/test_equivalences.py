@@ -11,7 +11,7 @@ def _solve(ivp, solver, **kwargs):
     return pnx.ode.solve(ivp.vector_field, ivp.y0, t0=ivp.t0, t1=ivp.t1, args=ivp.args, solver=solver, **kwargs)
 
 
-@pytest.mark.parametrize("solver_cls", [pnx.ode.EK0, pnx.ode.EK1])
+@pytest.mark.parametrize("solver_cls", [pytest.param(pnx.ode.EK0, marks=pytest.mark.slow), pnx.ode.EK1])
 def test_filter_and_smoother_agree_at_t1(solver_cls):
     ivp = pnx.problems.lotka_volterra(t1=5.0)
     ts = jnp.linspace(ivp.t0, ivp.t1, 7)

@@ -11,7 +11,7 @@ import probnum_jax as pnx
 @pytest.mark.parametrize(
     "name, kwargs", [("lotka_volterra", {}), ("van_der_pol", {"mu": 10.0})], ids=["lv", "vdp10"]
 )
-@pytest.mark.parametrize("solver_cls, q", [(pnx.ode.EK0, 4), (pnx.ode.EK1, 4), (pnx.ode.EK1, 6)])
+@pytest.mark.parametrize("solver_cls, q", [(pnx.ode.EK0, 4), pytest.param(pnx.ode.EK1, 4, marks=pytest.mark.slow), (pnx.ode.EK1, 6)])
 def test_float32_solution_is_finite_with_positive_std(name, kwargs, solver_cls, q):
     with jax.enable_x64(False):
         ivp = getattr(pnx.problems, name)(**kwargs)

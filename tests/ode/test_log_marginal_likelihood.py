@@ -160,6 +160,7 @@ def test_bad_input_raises_naming_the_argument(change, name):
         pnx.ode.log_marginal_likelihood(damped_rotation, Y0, solver=SOLVERS["EK0-isotropic"], args=THETA, **kwargs)
 
 
+@pytest.mark.slow
 def test_float32(linear_data):
     exact, y_data = linear_data
     value = lml(SOLVERS["EK0-isotropic"], THETA.astype(jnp.float32), Y0.astype(jnp.float32),

@@ -8,7 +8,7 @@ import pytest
 import probnum_jax as pnx
 
 
-@pytest.mark.parametrize("strategy", ["fixedpoint", "smoother"])
+@pytest.mark.parametrize("strategy", ["fixedpoint", pytest.param("smoother", marks=pytest.mark.slow)])
 def test_samples_match_the_smoothing_marginals(strategy):
     ivp = pnx.problems.lotka_volterra(t1=5.0)
     ts = jnp.linspace(ivp.t0, ivp.t1, 6)

@@ -43,7 +43,7 @@ def test_vmap_over_initial_values_and_args_matches_a_loop(lv):
     assert len(set(np.asarray(batched[2]).tolist())) > 1
 
 
-@pytest.mark.parametrize("solver_cls", [pnx.ode.EK0, pnx.ode.EK1])
+@pytest.mark.parametrize("solver_cls", [pytest.param(pnx.ode.EK0, marks=pytest.mark.slow), pnx.ode.EK1])
 def test_grad_through_fixed_grid_matches_finite_differences(lv, solver_cls):
     grid = jnp.linspace(lv.t0, lv.t1, 51)
     solver = solver_cls(num_derivatives=3)
