@@ -424,7 +424,7 @@ def plot(result, path):
     ax.legend(fontsize=8)
     ax = axes[2]
     overhead = result["summary"]["curvature_overhead"]
-    names = [n for n in result["curvature"]["probnum_jax"] if n != "gradient"] if "probnum_jax" in overhead else []
+    names = [n for n in result["curvature"]["probnum_jax"] if n not in ("gradient", "process_wall_s")] if "probnum_jax" in overhead else []
     for j, lib in enumerate(("probnum_jax", "backpack")):
         vals = [overhead.get(lib, {}).get(n, np.nan) for n in names]
         ax.barh(np.arange(len(names)) + (j - 0.5) * 0.4, vals, 0.4, label=lib)
