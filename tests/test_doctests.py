@@ -20,10 +20,15 @@ DOCTESTED = (
 
 # Examples that compile a whole solver loop (each is also covered by a unit test): slow.
 SLOW = {
+    "probnum_jax.linalg._calibration",
     "probnum_jax.linalg._matrix_based",
     "probnum_jax.ode._fixed_grid",
     "probnum_jax.ode._log_marginal_likelihood",
     "probnum_jax.ode._solution",
+    "probnum_jax.ode._solvers",
+    "probnum_jax.posteriors.laplace._marglik",
+    "probnum_jax.problems._linear_systems",
+    "probnum_jax.quad._bayesquad",
     "probnum_jax.quad._loop",
 }
 

@@ -26,7 +26,12 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("name, solver, kwargs, tols", CASES, ids=[f"{c[0]}-{type(c[1]).__name__}" for c in CASES])
+# Lotka-Volterra's cases are slow: the stiff (van der Pol, EK1) and long (Pleiades, EK0) ones cover both solvers.
+@pytest.mark.parametrize(
+    "name, solver, kwargs, tols",
+    [pytest.param(*c, marks=pytest.mark.slow) if c[0] == "lotka_volterra" else c for c in CASES],
+    ids=[f"{c[0]}-{type(c[1]).__name__}" for c in CASES],
+)
 def test_error_falls_with_tolerance(reference, name, solver, kwargs, tols):
     loose, tight = (_final_error(reference, name, solver, tol, **kwargs) for tol in tols)
     assert loose[1].result == pnx.ode.RESULTS.successful
@@ -59,7 +64,7 @@ def _calibration_ratio(reference, name, solver):
     return ratio
 
 
-@pytest.mark.parametrize("calibration", ["dynamic", "mle"])
+@pytest.mark.parametrize("calibration", ["dynamic", pytest.param("mle", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("name", ["lotka_volterra", pytest.param("logistic", marks=pytest.mark.slow)])
 def test_ek0_calibration_error_to_std_ratio(reference, name, calibration):
     """Geometric mean of |error| / std at the save points lies in [0.1, 10]."""
@@ -67,7 +72,7 @@ def test_ek0_calibration_error_to_std_ratio(reference, name, calibration):
     assert 0.1 <= ratio <= 10.0
 
 
-@pytest.mark.parametrize("calibration", ["dynamic", "mle"])
+@pytest.mark.parametrize("calibration", ["dynamic", pytest.param("mle", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("name", ["lotka_volterra", pytest.param("logistic", marks=pytest.mark.slow)])
 def test_ek1_calibration_is_conservative(reference, name, calibration):
     """EK1 is never overconfident, but underconfident: its mean is far more accurate than the

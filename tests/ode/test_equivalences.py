@@ -49,6 +49,7 @@ def test_ek0_factorisations_agree_where_they_must():
         np.testing.assert_allclose(other.std, sols[0].std, rtol=1e-8)
 
 
+@pytest.mark.slow
 def test_ek0_factorisations_agree_adaptively_in_one_dimension():
     ivp = pnx.problems.logistic()
     sols = [

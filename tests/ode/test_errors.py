@@ -106,6 +106,7 @@ def test_max_steps_exhausted():
         _solve(max_steps=5, atol=1e-10, rtol=1e-10)
 
 
+@pytest.mark.slow
 def test_blow_up_is_reported():
     """y' = y^2, y(0) = 1 has a singularity at t = 1."""
     def f(t, y, args):

@@ -49,7 +49,9 @@ def lml(solver, theta, y0, obs_std, y_data):
     )
 
 
-@pytest.mark.parametrize("name", sorted(SOLVERS))
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n == "EK0-isotropic" else n for n in sorted(SOLVERS)]
+)
 def test_matches_closed_form_gaussian_log_density(name, linear_data):
     # With small steps the solver's posterior is (almost) exact, and the likelihood is
     # the Gaussian log-density of the data around the exact solution (measured differences
