@@ -8,15 +8,9 @@ from jaxtyping import Array, ArrayLike, Float
 
 from .. import randvars
 from . import _checks
-from ._factorisations import (
-    BlockDiagFactorisation,
-    DenseFactorisation,
-    IsotropicFactorisation,
-    rescale,
-    scale_noise,
-)
+from ._factorisations import BlockDiagFactorisation, DenseFactorisation, IsotropicFactorisation
 from ._solvers import EK1, AbstractSolver
-from ._step import StepContext, attempt_step, extrapolate_mean, predict
+from ._step import StepContext, attempt_step, linearise_and_predict
 from ._taylor import taylor_coefficients
 
 
@@ -206,18 +200,9 @@ def _data_step(ctx, solver, vector_field, t, rv, dt, args, fixed_output_scale, y
         outcome = attempt_step(ctx, solver, vector_field, t, rv, dt, args, fixed_output_scale)
         return outcome.posterior, jnp.zeros((), rv.mean.dtype), outcome.mahalanobis
     fact = ctx.factorisation
-    t_new = t + dt
-    mean = extrapolate_mean(ctx, rv, dt)
-    f_value, jac = solver.jacobian(lambda x: vector_field(t_new, x, args), fact.derivative(mean, 0))
-    obs, residual = fact.observation(mean, f_value, jac)
-
-    scales, c = ctx.preconditioner(dt)
-    process_noise = rescale(rv.replace(jnp.zeros_like(mean), scale_noise(ctx.noise, c)), scales)
-    residual_noise = randvars.predict(process_noise, obs)
-    local_scale = jnp.sqrt(randvars.mahalanobis(residual_noise, residual) / fact.num_residual_dof())
-    local_scale = jnp.maximum(local_scale, jnp.finfo(mean.dtype).eps)
-    output_scale = local_scale if solver.calibration == "dynamic" else fixed_output_scale
-    predicted = predict(ctx, rv, dt, output_scale)
+    obs, residual, _, _, _, predicted = linearise_and_predict(
+        ctx, solver, vector_field, t, rv, dt, args, fixed_output_scale
+    )
 
     # The linearised residual r + H (x - m) = 0 is the observation H x = H m - r.
     target = predicted.lift(lambda m, L, h: h @ m, obs) - residual

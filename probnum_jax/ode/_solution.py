@@ -1,6 +1,7 @@
 """The solution object and the backward Markov chain behind smoothing posteriors."""
 
 import equinox as eqx
+import equinox.internal as eqxi
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
@@ -31,19 +32,34 @@ class BackwardChain(eqx.Module):
     length: Int[Array, ""]
 
     def marginals(self) -> randvars.Normal:
-        """All marginals, stacked along a leading axis of size ``buffer + 1``."""
+        """All marginals, stacked along a leading axis of size ``buffer + 1``.
+
+        The chain's length may be known only at run time (the accepted steps of
+        an adaptive solve), so the backward pass is a bounded, checkpointed
+        while loop: reverse-mode differentiable, unlike a ``fori_loop`` with a
+        traced length.
+        """
         size = jax.tree.leaves(self.conditionals)[0].shape[0]
-        init = jax.tree.map(
-            lambda x: jnp.zeros((size + 1,) + x.shape, x.dtype), self.terminal
-        )
+        init = jax.tree.map(lambda x: jnp.zeros((size + 1,) + x.shape, x.dtype), self.terminal)
         init = tree_set_index(init, self.length, self.terminal)
 
-        def body(i, margs):
+        def body(carry):
+            i, nxt, margs = carry
             j = self.length - 1 - i
-            prev = randvars.marginalise(tree_at_index(margs, j + 1), tree_at_index(self.conditionals, j))
-            return tree_set_index(margs, j, prev)
+            prev = randvars.marginalise(nxt, tree_at_index(self.conditionals, j))
+            margs = jax.tree.map(lambda v, b: eqxi.buffer_at_set(b, j, v), prev, margs)
+            return i + 1, prev, margs
 
-        return jax.lax.fori_loop(0, self.length, body, init)
+        carry = (jnp.zeros((), jnp.int32), self.terminal, init)
+        _, _, margs = eqxi.while_loop(
+            lambda c: c[0] < self.length,
+            body,
+            carry,
+            max_steps=size,
+            buffers=lambda c: c[2],
+            kind="checkpointed",
+        )
+        return margs
 
     def sample(self, key: PRNGKeyArray) -> Array:
         """One joint sample of all states, stacked ``[buffer + 1, ...]``."""

@@ -218,33 +218,6 @@ def _emit(kind, strat: _Strategy, rv, cond, is_save):
     )
 
 
-def _chain_marginals(chain: BackwardChain) -> randvars.Normal:
-    """``chain.marginals()`` as a checkpointed loop, so that it is reverse-differentiable.
-
-    The chain's length is only known at run time (the number of accepted steps).
-    """
-    size = jax.tree.leaves(chain.conditionals)[0].shape[0]
-    margs = _stack(chain.terminal, size + 1)
-    margs = _set_if(True, margs, chain.length, chain.terminal)
-
-    def body(carry):
-        i, nxt, margs = carry
-        j = chain.length - 1 - i
-        prev = randvars.marginalise(nxt, jax.tree.map(lambda x: x[j], chain.conditionals))
-        return i + 1, prev, _set_if(True, margs, j, prev)
-
-    init = (jnp.zeros((), jnp.int32), chain.terminal, margs)
-    _, _, margs = eqxi.while_loop(
-        lambda carry: carry[0] < chain.length,
-        body,
-        init,
-        max_steps=size,
-        buffers=lambda carry: carry[2],
-        kind="checkpointed",
-    )
-    return margs
-
-
 class _Carry(eqx.Module):
     t: jax.Array
     dt: jax.Array
@@ -425,7 +398,7 @@ def _solve(
         else:
             marginals = jax.vmap(lambda rv: rv.scale(mle_scale))(marginals)
     if posterior is not None:
-        marginals = jax.tree.map(lambda x: x[save_index], _chain_marginals(posterior))
+        marginals = jax.tree.map(lambda x: x[save_index], posterior.marginals())
 
     # save points the solve did not reach (it failed; see `result`) are NaN, never stale zeros
     reached = (save_at <= c.t)[:, None]

@@ -64,18 +64,18 @@ class StepOutcome(eqx.Module):
     log_likelihood: jnp.ndarray  # log N(0 | residual marginal)
 
 
-def attempt_step(ctx: StepContext, solver, vector_field, t, rv, dt, args, fixed_output_scale):
-    """Predict to ``t + dt``, linearise the ODE there, calibrate and update.
+def linearise_and_predict(ctx: StepContext, solver, vector_field, t, rv, dt, args, fixed_output_scale):
+    """Linearise the ODE at the extrapolated mean at ``t + dt``, calibrate, and predict.
 
-    The local output scale ``σ̂² = r^T (H Q(dt) H^T)^{-1} r / d`` and the error
-    estimate ``dt · σ̂ · sqrt(diag(H Q(dt) H^T))`` follow Schober et al. (2019)
-    and Bosch, Hennig & Tronarp (2021), "Calibrated adaptive probabilistic ODE
-    solvers".
+    The local output scale is ``σ̂² = r^T (H Q(dt) H^T)^{-1} r / d`` (Schober et
+    al. 2019; Bosch, Hennig & Tronarp 2021); ``solver.calibration == "dynamic"``
+    predicts with it, otherwise with ``fixed_output_scale``. Returns the
+    observation model ``obs``, the residual ``r``, the residual's noise-only
+    marginal, the local and the used output scale, and the prediction.
     """
     fact = ctx.factorisation
-    t_new = t + dt
     mean = extrapolate_mean(ctx, rv, dt)
-    f_value, jac = solver.jacobian(lambda y: vector_field(t_new, y, args), fact.derivative(mean, 0))
+    f_value, jac = solver.jacobian(lambda y: vector_field(t + dt, y, args), fact.derivative(mean, 0))
     obs, residual = fact.observation(mean, f_value, jac)
 
     scales, c = ctx.preconditioner(dt)
@@ -84,10 +84,22 @@ def attempt_step(ctx: StepContext, solver, vector_field, t, rv, dt, args, fixed_
     local_scale = jnp.sqrt(randvars.mahalanobis(residual_noise, residual) / fact.num_residual_dof())
     # A residual that rounds to zero would give a singular prediction: floor the scale.
     local_scale = jnp.maximum(local_scale, jnp.finfo(mean.dtype).eps)
-    error = dt * fact.residual_std(residual_noise.scale(local_scale))
-
     output_scale = local_scale if solver.calibration == "dynamic" else fixed_output_scale
     predicted = predict(ctx, rv, dt, output_scale)
+    return obs, residual, residual_noise, local_scale, output_scale, predicted
+
+
+def attempt_step(ctx: StepContext, solver, vector_field, t, rv, dt, args, fixed_output_scale):
+    """Predict to ``t + dt``, linearise the ODE there, calibrate and update.
+
+    The error estimate ``dt · σ̂ · sqrt(diag(H Q(dt) H^T))`` follows Schober et
+    al. (2019) and Bosch, Hennig & Tronarp (2021), "Calibrated adaptive
+    probabilistic ODE solvers"; see :func:`linearise_and_predict` for ``σ̂``.
+    """
+    obs, residual, residual_noise, local_scale, output_scale, predicted = linearise_and_predict(
+        ctx, solver, vector_field, t, rv, dt, args, fixed_output_scale
+    )
+    error = dt * ctx.factorisation.residual_std(residual_noise.scale(local_scale))
     marginal, cond = randvars.condition(predicted, obs)
     data = marginal.mean - residual  # observe H x = H m - r, i.e. a zero linearised residual
     posterior = cond(data)
