@@ -4,6 +4,7 @@ Every solver returns a probability distribution over its answer and is a pure
 function that can be ``jit``-ed, ``vmap``-ed and differentiated.
 """
 
+from . import diffusion as diffusion
 from . import linalg as linalg
 from . import ode as ode
 from . import posteriors as posteriors
@@ -13,4 +14,4 @@ from . import randvars as randvars
 
 __version__ = "0.1.0"
 
-__all__ = ["linalg", "ode", "posteriors", "problems", "quad", "randvars", "__version__"]
+__all__ = ["diffusion", "linalg", "ode", "posteriors", "problems", "quad", "randvars", "__version__"]

@@ -3,9 +3,13 @@
 * initial value problems (:class:`InitialValueProblem` and its factories);
 * linear systems (random dense and sparse SPD matrices, the 2-D Poisson operator,
   RBF Gram matrices);
+* Gaussian mixtures with closed-form diffused scores (for the diffusion samplers);
 * the six Genz integrand families with closed-form integrals.
 """
 
+from ._gaussian_mixture import GaussianMixture as GaussianMixture
+from ._gaussian_mixture import gmm_random as gmm_random
+from ._gaussian_mixture import gmm_ring as gmm_ring
 from ._genz import GENZ_FAMILIES as GENZ_FAMILIES
 from ._genz import GenzProblem as GenzProblem
 from ._genz import genz_continuous as genz_continuous
@@ -32,6 +36,7 @@ from ._ode import van_der_pol as van_der_pol
 
 __all__ = [
     "GENZ_FAMILIES",
+    "GaussianMixture",
     "GenzProblem",
     "InitialValueProblem",
     "fitzhugh_nagumo",
@@ -42,6 +47,8 @@ __all__ = [
     "genz_oscillatory",
     "genz_product_peak",
     "genz_random",
+    "gmm_random",
+    "gmm_ring",
     "hires",
     "logistic",
     "lorenz63",
