@@ -11,7 +11,7 @@ from ._solution import BackwardChain, Solution
 from ._solve import num_f_evals_per_step
 from ._solvers import EK1, AbstractSolver
 from ._step import StepContext, attempt_step, predict_backward
-from ._taylor import taylor_coefficients
+from ._taylor import num_taylor_f_evals, taylor_coefficients
 
 
 def solve_fixed_grid(vector_field, y0, grid, *, solver: AbstractSolver | None = None, args=None) -> Solution:
@@ -99,7 +99,11 @@ def _solve_fixed_grid(vector_field, y0, grid, solver, args):
         marginals=marginals,
         num_steps=jnp.asarray(num_steps, jnp.int32),
         num_rejected=jnp.zeros((), jnp.int32),
-        num_f_evals=jnp.asarray(q + num_f_evals_per_step(solver, dim) * num_steps, jnp.int32),
+        num_f_evals=jnp.asarray(
+            num_taylor_f_evals(vector_field, grid[0], y0, args, q)
+            + num_f_evals_per_step(solver, dim) * num_steps,
+            jnp.int32,
+        ),
         result=RESULTS.where(finite, RESULTS.successful, RESULTS.nonfinite),
         output_scale=output_scale,
         log_marginal_likelihood=jnp.sum(loglik),

@@ -12,7 +12,7 @@ from ._results import RESULTS
 from ._solution import BackwardChain, Solution
 from ._solvers import EK1, AbstractSolver
 from ._step import StepContext, attempt_step, predict, predict_backward
-from ._taylor import taylor_coefficients
+from ._taylor import num_taylor_f_evals, taylor_coefficients
 
 
 def solve(
@@ -409,7 +409,8 @@ def _solve(
         marginals=marginals,
         num_steps=c.num_steps,
         num_rejected=c.num_rejected,
-        num_f_evals=q + num_f_evals_per_step(solver, dim) * (c.num_steps + c.num_rejected),
+        num_f_evals=num_taylor_f_evals(vector_field, t0, y0, args, q)
+        + num_f_evals_per_step(solver, dim) * (c.num_steps + c.num_rejected),
         result=result,
         output_scale=output_scale,
         log_marginal_likelihood=c.log_likelihood,

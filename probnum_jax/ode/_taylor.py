@@ -30,14 +30,37 @@ def taylor_coefficients(vector_field, t0, y0, args, num_derivatives: int, *, met
     def f(t, y):
         return vector_field(t, y, args)
 
+    if method == "auto":
+        method = _resolve_method(f, t0, y0, num_derivatives)
     if method == "jvp":
         return _taylor_jvp(f, t0, y0, num_derivatives)
+    return _taylor_jet(f, t0, y0, num_derivatives)
+
+
+def _resolve_method(f, t0, y0, num_derivatives):
+    """``"jet"`` if jet can trace ``f``, else ``"jvp"``.
+
+    The trial runs under ``eval_shape``, so a failed attempt leaves nothing
+    behind in the caller's trace (no stray calls of ``f`` with side effects).
+    """
     try:
-        return _taylor_jet(f, t0, y0, num_derivatives)
+        jax.eval_shape(lambda t, y: _taylor_jet(f, t, y, num_derivatives), t0, y0)
     except Exception:  # noqa: BLE001 - any tracing failure of jet triggers the fallback
-        if method == "jet":
-            raise
-        return _taylor_jvp(f, t0, y0, num_derivatives)
+        return "jvp"
+    return "jet"
+
+
+def num_taylor_f_evals(vector_field, t0, y0, args, num_derivatives: int) -> int:
+    """Vector-field calls of ``taylor_coefficients(..., method="auto")``.
+
+    ``q`` with jet (one plain call, then one jet pass per order); with the
+    nested-JVP fallback the ``k``-th derivative calls ``f`` ``k`` times, so
+    ``q (q + 1) / 2`` in all.
+    """
+    t0 = jnp.asarray(t0, dtype=y0.dtype)
+    method = _resolve_method(lambda t, y: vector_field(t, y, args), t0, y0, num_derivatives)
+    q = num_derivatives
+    return q if method == "jet" else q * (q + 1) // 2
 
 
 def _taylor_jet(f, t0, y0, num_derivatives):
