@@ -9,6 +9,7 @@ import pytest
 import probnum_jax
 
 DOCTESTED = (
+    "probnum_jax.diffusion",
     "probnum_jax.linalg",
     "probnum_jax.ode",
     "probnum_jax.posteriors",
@@ -20,6 +21,9 @@ DOCTESTED = (
 
 # Examples that compile a whole solver loop (each is also covered by a unit test): slow.
 SLOW = {
+    "probnum_jax.diffusion._likelihood",
+    "probnum_jax.diffusion._sample",
+    "probnum_jax.diffusion._train",
     "probnum_jax.linalg._calibration",
     "probnum_jax.linalg._matrix_based",
     "probnum_jax.ode._fixed_grid",
