@@ -22,6 +22,7 @@ DOCTESTED = (
 # Examples that compile a whole solver loop (each is also covered by a unit test): slow.
 SLOW = {
     "probnum_jax.diffusion._likelihood",
+    "probnum_jax.diffusion._networks",
     "probnum_jax.diffusion._sample",
     "probnum_jax.diffusion._train",
     "probnum_jax.linalg._calibration",

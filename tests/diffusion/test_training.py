@@ -215,6 +215,7 @@ def test_nnx_model_trains(ring_problem):
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # ~25 s on 2 CPU cores, mostly compiling the convolutions
 def test_tiny_unet_on_digits_with_edm():
     from sklearn.datasets import load_digits
 

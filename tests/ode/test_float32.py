@@ -8,10 +8,21 @@ import pytest
 import probnum_jax as pnx
 
 
+LV, VDP10 = ("lotka_volterra", {}), ("van_der_pol", {"mu": 10.0})
+
+
+# By default: EK0 on the non-stiff problem, EK1 (q=6, the hardest for float32) on the stiff one.
 @pytest.mark.parametrize(
-    "name, kwargs", [("lotka_volterra", {}), ("van_der_pol", {"mu": 10.0})], ids=["lv", "vdp10"]
+    "name, kwargs, solver_cls, q",
+    [
+        (*LV, pnx.ode.EK0, 4),
+        (*VDP10, pnx.ode.EK1, 6),
+        pytest.param(*VDP10, pnx.ode.EK0, 4, marks=pytest.mark.slow),
+        pytest.param(*LV, pnx.ode.EK1, 4, marks=pytest.mark.slow),
+        pytest.param(*VDP10, pnx.ode.EK1, 4, marks=pytest.mark.slow),
+        pytest.param(*LV, pnx.ode.EK1, 6, marks=pytest.mark.slow),
+    ],
 )
-@pytest.mark.parametrize("solver_cls, q", [(pnx.ode.EK0, 4), pytest.param(pnx.ode.EK1, 4, marks=pytest.mark.slow), (pnx.ode.EK1, 6)])
 def test_float32_solution_is_finite_with_positive_std(name, kwargs, solver_cls, q):
     with jax.enable_x64(False):
         ivp = getattr(pnx.problems, name)(**kwargs)
