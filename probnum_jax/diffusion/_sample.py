@@ -64,7 +64,8 @@ def sample(
     * ``"heun"``: the deterministic sampler of Karras et al. (2022, Alg. 1):
       Heun's method on the probability-flow ODE on the rho = 7 time grid
       (``sde.time_grid`` for :class:`EDM`, which ends with an Euler step to
-      ``t = 0``; the same rho-spacing between ``t_max`` and ``t_min`` otherwise).
+      ``t = 0``; otherwise the noise levels ``sigma(t)`` are rho-spaced between
+      ``t_max`` and ``t_min`` and mapped back to the SDE's time).
     * a diffrax explicit Runge-Kutta solver (``diffrax.Tsit5()``, ``diffrax.Heun()``,
       ...): the probability-flow ODE with adaptive steps (``PIDController(rtol, atol)``).
     * a probabilistic ODE solver (``ode.EK0(...)``, ``ode.EK1(factorisation="blockdiag")``):
@@ -74,7 +75,9 @@ def sample(
       numerical error bar of that sample.
 
     Every sampler is jit-compiled and vmapped over the samples; the adaptive
-    ones choose each sample's step sizes separately.
+    ones choose each sample's step sizes separately. The compilation is cached
+    per ``score_fn`` object (and SDE, solver, shapes): pass the same function,
+    not a fresh ``lambda``, to reuse it across calls.
 
     Arguments:
         score_fn: ``score_fn(x, t)`` for ONE sample ``x`` of shape ``shape`` and
