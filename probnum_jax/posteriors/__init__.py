@@ -1,9 +1,11 @@
-"""Posteriors over neural-network weights: curvature, Laplace approximations, metrics.
+"""Posteriors over neural-network weights: curvature, Laplace approximations, VI, metrics.
 
 * :mod:`~probnum_jax.posteriors.curvature`: BackPACK's quantities (per-sample
   gradients, diagonal GGN and Hessian, KFAC, matrix-free products);
 * :mod:`~probnum_jax.posteriors.laplace`: Laplace posteriors with marginal-likelihood
   tuning and the linearised predictive;
+* :mod:`~probnum_jax.posteriors.vi`: variational inference (mean-field Gaussian VI,
+  IVON and VOGN as optax transformations) and its Monte Carlo predictive;
 * :mod:`~probnum_jax.posteriors.metrics`: calibration and accuracy metrics.
 
 Models are functions ``model_fn(params, x[n, ...]) -> outputs[n, C]``;
@@ -13,8 +15,9 @@ Models are functions ``model_fn(params, x[n, ...]) -> outputs[n, C]``;
 from . import curvature as curvature
 from . import laplace as laplace
 from . import metrics as metrics
+from . import vi as vi
 from ._models import from_equinox as from_equinox
 from ._models import from_linen as from_linen
 from ._models import from_nnx as from_nnx
 
-__all__ = ["curvature", "from_equinox", "from_linen", "from_nnx", "laplace", "metrics"]
+__all__ = ["curvature", "from_equinox", "from_linen", "from_nnx", "laplace", "metrics", "vi"]
