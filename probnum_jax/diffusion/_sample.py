@@ -64,8 +64,8 @@ def sample(
     * ``"heun"``: the deterministic sampler of Karras et al. (2022, Alg. 1):
       Heun's method on the probability-flow ODE on the rho = 7 time grid
       (``sde.time_grid`` for :class:`EDM`, which ends with an Euler step to
-      ``t = 0``; otherwise the noise levels ``sigma(t)`` are rho-spaced between
-      ``t_max`` and ``t_min`` and mapped back to the SDE's time).
+      ``t = 0``; otherwise the noise-to-signal ratios ``sigma(t) / alpha(t)`` are
+      rho-spaced between ``t_max`` and ``t_min`` and mapped back to the SDE's time).
     * a diffrax explicit Runge-Kutta solver (``diffrax.Tsit5()``, ``diffrax.Heun()``,
       ...): the probability-flow ODE with adaptive steps (``PIDController(rtol, atol)``).
     * a probabilistic ODE solver (``ode.EK0(...)``, ``ode.EK1(factorisation="blockdiag")``):
@@ -221,20 +221,24 @@ def _predictor_corrector(score_fn, sde, x, key, *, num_steps, snr, num_corrector
 
 
 def rho_grid(sde, num_steps, dtype=None):
-    """``num_steps`` times from ``t_max`` to ``t_min`` whose noise levels ``sigma(t)`` are uniform in ``sigma^(1/rho)``.
+    """``num_steps`` times from ``t_max`` to ``t_min`` whose noise levels are uniform in ``sigma^(1/rho)``.
 
-    This is Karras et al.'s (2022, eq. 5) grid with ``rho = 7``, mapped to the
-    SDE's own time by inverting the increasing ``sigma(t)`` with bisection.
+    This is Karras et al.'s (2022, eq. 5) grid with ``rho = 7``. The noise
+    level of a scaled SDE is its noise-to-signal ratio ``sigma(t) / alpha(t)``
+    (their Sec. 4: for VP it grows without bound, whereas ``sigma(t)`` saturates
+    at 1); the grid is mapped to the SDE's own time by inverting that
+    increasing function with bisection.
     """
     rho = 7.0
+    level = lambda t: sde.std(t) / sde.scale(t)  # noqa: E731
     i = jnp.arange(num_steps, dtype=dtype) / (num_steps - 1)
-    lo, hi = sde.std(sde.t_min) ** (1 / rho), sde.std(sde.t_max) ** (1 / rho)
+    lo, hi = level(sde.t_min) ** (1 / rho), level(sde.t_max) ** (1 / rho)
     sigmas = (hi + i * (lo - hi)) ** rho
 
     def bisect(_, bounds):
         a, b = bounds
         mid = 0.5 * (a + b)
-        below = sde.std(mid) < sigmas
+        below = level(mid) < sigmas
         return jnp.where(below, mid, a), jnp.where(below, b, mid)
 
     a = jnp.full_like(sigmas, sde.t_min)
