@@ -40,7 +40,7 @@ SAMPLERS = [
     ("heun", diffusion.EDM(), dict(num_steps=18)),
     (diffrax.Tsit5(), VP, dict(atol=1e-4, rtol=1e-4)),
     (ode.EK0(num_derivatives=2), VP, dict(atol=1e-4, rtol=1e-4)),
-    (ode.EK0(num_derivatives=2), diffusion.VESDE(), dict(atol=1e-4, rtol=1e-4)),
+    pytest.param((ode.EK0(num_derivatives=2), diffusion.VESDE(), dict(atol=1e-4, rtol=1e-4)), marks=pytest.mark.slow),
     (ode.EK1(num_derivatives=2, factorisation="blockdiag"), diffusion.EDM(), dict(atol=1e-4, rtol=1e-4)),
 ]
 

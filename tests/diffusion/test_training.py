@@ -50,8 +50,8 @@ def _closed_form_minimum(sde, weighting, t_min):
     ("sde", "weighting"),
     [
         (diffusion.VPSDE(), "default"),
-        (diffusion.VPSDE(), "likelihood"),
-        (diffusion.SubVPSDE(), "none"),
+        pytest.param(diffusion.VPSDE(), "likelihood", marks=pytest.mark.slow),
+        pytest.param(diffusion.SubVPSDE(), "none", marks=pytest.mark.slow),
         (diffusion.EDM(), "default"),
     ],
     ids=["vp-default", "vp-likelihood", "subvp-none", "edm-default"],

@@ -83,6 +83,7 @@ def test_ek1_calibration_is_conservative(reference, name, calibration):
     assert 1e-3 <= ratio <= 1.0
 
 
+@pytest.mark.slow  # the smoother is also checked by the sampling and log-likelihood tests
 def test_logistic_closed_form_with_smoother():
     ivp = pnx.problems.logistic()
     ts = jnp.linspace(ivp.t0, ivp.t1, 11)

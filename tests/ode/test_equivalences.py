@@ -24,6 +24,7 @@ def test_filter_and_smoother_agree_at_t1(solver_cls):
     assert np.all(np.asarray(smooth.std[1:-1]) <= np.asarray(filt.std[1:-1]) * (1 + 1e-8))
 
 
+@pytest.mark.slow  # both smoothers are also checked against their marginals by the sampling tests
 def test_fixedpoint_and_full_smoother_agree_at_the_save_points():
     ivp = pnx.problems.lotka_volterra(t1=5.0)
     ts = jnp.linspace(ivp.t0, ivp.t1, 9)[1:]  # save points that are neither t0 nor step ends

@@ -313,7 +313,7 @@ def test_van_der_pol_is_periodic_for_mu_one():
 
 
 def test_public_api():
-    ode_names = {n for n in problems.__all__ if not n.startswith(("genz", "GENZ", "Genz", "random_", "poisson_", "rbf_"))}
+    ode_names = {n for n in problems.__all__ if not n.startswith(("genz", "GENZ", "Genz", "random_", "poisson_", "rbf_", "gmm_", "GaussianMixture"))}
     assert ode_names == {
         "InitialValueProblem",
         "fitzhugh_nagumo",
