@@ -64,8 +64,8 @@ class MeanFieldGaussian(eqx.Module):
         >>> q = vi.MeanFieldGaussian({"w": jnp.zeros(3)}, {"w": jnp.full(3, 0.5)})
         >>> q.sample(jax.random.key(0), 4)["w"].shape
         (4, 3)
-        >>> float(q.variance["w"][0])
-        0.25
+        >>> q.variance["w"].tolist()
+        [0.25, 0.25, 0.25]
     """
 
     mean: PyTree
