@@ -171,19 +171,8 @@ def _uniform_grid(sde, num_steps, dtype):
 
 
 def _euler_maruyama(score_fn, sde, x, key, *, num_steps, **_):
-    drift = sde.reverse_drift(score_fn)
-    ts = _uniform_grid(sde, num_steps, x.dtype)
-
-    def step(x, inputs):
-        t, t_next, k = inputs
-        h = t_next - t
-        mean = x + h * drift(x, t)
-        noise = jax.random.normal(k, x.shape, x.dtype)
-        return mean + jnp.sqrt(-h * sde.diffusion_squared(t)) * noise, mean
-
-    _, means = jax.lax.scan(step, x, (ts[:-1], ts[1:], jax.random.split(key, num_steps)))
-    x = means[-1]
-    return x, _fixed_info(x, num_steps, num_steps)
+    """The reverse-time SDE on a uniform grid: predictor-corrector without corrector steps."""
+    return _predictor_corrector(score_fn, sde, x, key, num_steps=num_steps, snr=0.0, num_corrector_steps=0)
 
 
 def _langevin(score_fn, sde, x, t, key, snr):

@@ -11,17 +11,13 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float
 
+from ._checks import check_count
 from ._loss import _check_data, _check_model_output, _check_weighting, denoising_score_matching_loss
 
 
 def _check_optimizer(optimizer):
     if not isinstance(optimizer, optax.GradientTransformation):
         raise TypeError(f"optimizer must be an optax.GradientTransformation, got {type(optimizer).__name__}.")
-
-
-def _check_count(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
 
 
 def train_step(
@@ -142,8 +138,8 @@ def train(
         >>> losses.shape
         (20,)
     """
-    _check_count("num_steps", num_steps)
-    _check_count("batch_size", batch_size)
+    check_count("num_steps", num_steps)
+    check_count("batch_size", batch_size)
     _check_weighting(weighting)
     _check_optimizer(optimizer)
     data = _check_data("data", data)
