@@ -57,13 +57,8 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # threaded BLAS thrashes on shared cores
 
 import argparse  # noqa: E402
-import datetime  # noqa: E402
 import json  # noqa: E402
-import math  # noqa: E402
-import platform  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
-from importlib import metadata  # noqa: E402
 
 import jax  # noqa: E402
 
@@ -81,6 +76,8 @@ from scipy.stats import spearmanr  # noqa: E402
 from sklearn.datasets import make_moons  # noqa: E402
 
 from probnum_jax import diffusion, ode, problems  # noqa: E402
+
+from _common import machine_info  # noqa: E402
 
 REFERENCE_TOL = 1e-9
 MAX_STEPS = 4096
@@ -370,24 +367,6 @@ def plot(results, path):
 
 
 # -- main -------------------------------------------------------------------------------
-
-
-def machine_info():
-    def version(pkg):
-        try:
-            return metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            return None
-
-    return dict(
-        platform=platform.platform(), python=sys.version.split()[0], processor=platform.processor(),
-        cpu_count=os.cpu_count(), load_average_at_start=list(os.getloadavg()),
-        jax=jax.__version__, jaxlib=version("jaxlib"), jax_backend=jax.default_backend(),
-        devices=[str(d) for d in jax.devices()], probnum_jax=version("probnum_jax"), diffrax=version("diffrax"),
-        equinox=version("equinox"), optax=version("optax"), numpy=np.__version__,
-        openblas_num_threads=os.environ.get("OPENBLAS_NUM_THREADS"),
-        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    )
 
 
 def main(argv=None):

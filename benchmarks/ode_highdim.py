@@ -39,7 +39,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import argparse  # noqa: E402
 import datetime  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import time  # noqa: E402
 
 import jax  # noqa: E402
@@ -51,6 +50,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import probnum_jax as pnx  # noqa: E402
+
+from _common import machine_info, memory_bytes  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -92,13 +93,6 @@ def heat(n, diffusivity=1e-4):
         return np.real(np.fft.ifft2(modes)).reshape(-1)
 
     return f, y0, 8 * diffusivity / h**2, solution
-
-
-def memory_bytes(compiled):
-    m = compiled.memory_analysis()
-    if m is None:
-        return None
-    return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes)
 
 
 def timed(fn, *args, repeats):
@@ -212,8 +206,7 @@ def main():
     print("ratios:", ratios)
     result = dict(
         benchmark="ode_highdim", date=datetime.datetime.now().isoformat(timespec="seconds"),
-        machine=dict(platform=platform.platform(), processor=platform.processor(), cpu_count=os.cpu_count(),
-                     devices=[str(d) for d in jax.devices()], jax=jax.__version__),
+        machine=machine_info(),
         settings=dict(quick=args.quick, sizes=sizes, num_steps=num_steps, repeats=repeats, num_derivatives=2),
         per_step=rows, scaling_exponents=exponents, adaptive_heat=adaptive, ratios=ratios,
     )

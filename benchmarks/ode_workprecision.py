@@ -43,13 +43,9 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # threaded LAPACK thrashes on shared cores
 
 import argparse  # noqa: E402
-import datetime  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
-from importlib import metadata  # noqa: E402
 
 import jax  # noqa: E402
 
@@ -63,6 +59,8 @@ from probdiffeq import probdiffeq as pdq  # noqa: E402
 from scipy.integrate import solve_ivp  # noqa: E402
 
 import probnum_jax as pnx  # noqa: E402
+
+from _common import machine_info  # noqa: E402
 
 NUM_DERIVATIVES = 4
 MAX_STEPS = 200_000
@@ -548,24 +546,6 @@ def plot(results, references, path):
 
 
 # --------------------------------------------------------------------------- main
-
-
-def machine_info():
-    def version(pkg):
-        try:
-            return metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            return None
-
-    return dict(
-        platform=platform.platform(), python=sys.version.split()[0], processor=platform.processor(),
-        cpu_count=os.cpu_count(), load_average_at_start=list(os.getloadavg()),
-        jax=jax.__version__, jaxlib=version("jaxlib"), device=jax.devices()[0].device_kind,
-        probnum_jax=version("probnum_jax"), probdiffeq=version("probdiffeq"),
-        diffrax=version("diffrax"), scipy=version("scipy"), numpy=np.__version__,
-        openblas_num_threads=os.environ.get("OPENBLAS_NUM_THREADS"),
-        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    )
 
 
 def main(argv=None):

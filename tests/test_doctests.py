@@ -28,6 +28,7 @@ SLOW = {
     "probnum_jax.linalg._calibration",
     "probnum_jax.linalg._matrix_based",
     "probnum_jax.ode._fixed_grid",
+    "probnum_jax.ode._information",
     "probnum_jax.ode._log_marginal_likelihood",
     "probnum_jax.ode._solution",
     "probnum_jax.ode._solvers",

@@ -19,6 +19,10 @@ class RESULTS(eqx.Enumeration):
         "The solution became non-finite (NaN or inf): the solution may blow up, or the "
         "vector field returned NaN/inf."
     )
+    iterations_not_converged = (
+        "The parallel-in-time smoother's Gauss-Newton iterations did not converge within "
+        "`max_iterations`: increase it, refine the grid, or solve sequentially (parallel=False)."
+    )
     invalid_input = (
         "Invalid input: y0 must be finite, t1 > t0, and save_at sorted inside [t0, t1]."
     )

@@ -100,6 +100,8 @@ class Solution(eqx.Module):
             scale used; informative for calibration).
         posterior: the backward Markov chain of a smoother, used by :meth:`sample`.
         save_index: positions of ``t`` in ``posterior``.
+        num_iterations: Gauss–Newton iterations of the parallel-in-time
+            smoother (``solve_fixed_grid(..., parallel=True)``); ``None`` otherwise.
     """
 
     t: Float[Array, " T"]
@@ -115,6 +117,7 @@ class Solution(eqx.Module):
     posterior: BackwardChain | None
     save_index: Array | None
     factorisation: Factorisation
+    num_iterations: Int[Array, ""] | None = None
 
     def sample(self, key: PRNGKeyArray, num_samples: int) -> Float[Array, "n T d"]:
         """Joint samples of ``y`` at ``t`` from the smoothing posterior, ``[num_samples, T, d]``.

@@ -8,11 +8,16 @@ import jax.numpy as jnp
 from .. import randvars
 from . import _checks
 from ._factorisations import identity_conditional
+from ._information import (
+    check_problem,
+    initial_coefficients,
+    num_initial_f_evals,
+    prepare,
+)
 from ._results import RESULTS
 from ._solution import BackwardChain, Solution
 from ._solvers import EK1, AbstractSolver
 from ._step import StepContext, attempt_step, predict, predict_backward
-from ._taylor import num_taylor_f_evals, taylor_coefficients
 
 
 def solve(
@@ -30,6 +35,8 @@ def solve(
     max_steps: int = 100_000,
     checkpoints: int | None = None,
     throw: bool = True,
+    mass_matrix=None,
+    parallel: bool = False,
 ) -> Solution:
     """Solve ``y' = f(t, y, args)``, ``y(t0) = y0`` with adaptive steps; return a Gaussian posterior.
 
@@ -40,8 +47,12 @@ def solve(
     do not change the steps taken.
 
     Arguments:
-        vector_field: ``f(t, y, args) -> dy/dt`` (the diffrax convention).
-        y0: initial value ``[d]``.
+        vector_field: ``f(t, y, args) -> dy/dt`` (the diffrax convention); for a
+            ``ν``-th order ODE ``f(t, y, y', ..., y^(ν-1), args) -> y^(ν)``, and
+            for a DAE the right-hand side of ``M y' = f(t, y, args)``.
+        y0: initial value ``[d]``; or a tuple ``(y0, y0', ..., y0^(ν-1))`` of
+            ``ν >= 2`` arrays of shape ``[d]`` to solve the ``ν``-th order ODE
+            directly (needs ``solver.num_derivatives >= ν``; see below).
         t0: the initial time.
         t1: the final time, ``t1 > t0``.
         solver: an :class:`EK0` or :class:`EK1` (default ``EK1()``).
@@ -57,10 +68,30 @@ def solve(
         checkpoints: the number of checkpoints kept for reverse-mode
             differentiation (see below); default ``O(sqrt(max_steps))``.
         throw: raise if the solve fails (see ``sol.result``) instead of returning.
+        parallel: not available with adaptive steps (which are chosen one after
+            the other); raises. Use ``solve_fixed_grid(..., parallel=True)``.
+        mass_matrix: a constant ``[d, d]`` mass matrix ``M``: solve ``M y' = f(t, y, args)``,
+            a differential-algebraic equation (DAE) when ``M`` is singular (see below).
 
     Returns:
         A :class:`Solution` with ``t``, ``mean``, ``std`` (``[T]``, ``[T, d]``,
         ``[T, d]``), step counters, ``result`` and ``output_scale``.
+
+    Higher-order ODEs and DAEs:
+        Both replace the residual ``y' - f`` the filter conditions on by
+        ``M y^(ν) - f(t, y, ..., y^(ν-1))`` (Bosch, Tronarp & Hennig 2022,
+        "Pick-and-mix information operators for probabilistic ODE solvers"),
+        linearised by the EK1 as ``H = M E_ν - sum_k J_k E_k``. A higher-order
+        ODE (tuple ``y0``) works with every solver and factorisation; its
+        initial derivatives beyond the given ones come from Taylor-mode
+        differentiation of ``f``, and the local error is
+        ``dt^ν · σ̂ · std(residual)``, in units of ``y``. A singular mass matrix
+        needs ``EK1`` with ``factorisation="dense"`` (``"blockdiag"`` takes a
+        diagonal ``M``); ``y0`` must be consistent (satisfy the algebraic
+        equations) and the DAE of index 1: the initial derivatives solve the
+        differentiated DAE exactly (:func:`probnum_jax.ode._information.dae_taylor`).
+        ``sol.mean`` and ``sol.std`` are always those of ``y``. Examples are in
+        :func:`solve_fixed_grid` and the ODE guide.
 
     Gradients:
         ``jax.grad`` (reverse mode) works through the adaptive loop with respect
@@ -91,6 +122,11 @@ def solve(
         >>> bool(err[0] < 1e-6)
         True
     """
+    if parallel:
+        raise ValueError(
+            "parallel=True needs a fixed grid: adaptive steps are chosen one after the other. "
+            "Use ode.solve_fixed_grid(..., parallel=True)."
+        )
     solver = EK1() if solver is None else solver
     if not isinstance(solver, AbstractSolver):
         raise TypeError(f"solver must be an EK0 or EK1 instance, got {type(solver).__name__}.")
@@ -98,7 +134,7 @@ def solve(
         raise ValueError(f"max_steps must be a positive int, got {max_steps!r}.")
     if checkpoints is not None and (not isinstance(checkpoints, int) or checkpoints < 1):
         raise ValueError(f"checkpoints must be a positive int or None, got {checkpoints!r}.")
-    y0 = _checks.as_initial_value(y0)
+    vector_field, y0 = prepare(vector_field, y0, solver=solver, mass_matrix=mass_matrix)
     dtype = y0.dtype
     t0, t1 = jnp.asarray(t0, dtype), jnp.asarray(t1, dtype)
     _checks.check_interval(t0, t1)
@@ -111,7 +147,7 @@ def solve(
     dense_output = save_at is not None
     save_at = jnp.stack([t0, t1]) if save_at is None else jnp.asarray(save_at, dtype)
     _checks.check_save_at(save_at, t0, t1)
-    _checks.check_vector_field(vector_field, t0, y0, args)
+    check_problem(vector_field, t0, y0, args)
     atol, rtol = jnp.asarray(atol, dtype), jnp.asarray(rtol, dtype)
     return _solve(
         vector_field, y0, t0, t1, solver, save_at, args, atol, rtol, dt0, max_steps, checkpoints,
@@ -247,7 +283,7 @@ def _solve(
     fixed_scale = jnp.ones(fact.output_scale_shape(), dtype) * jnp.asarray(solver.output_scale, dtype)
 
     invalid = _checks.invalid_input_flag(y0, t0, t1, save_at)
-    coefficients = taylor_coefficients(vector_field, t0, y0, args, q)
+    coefficients = initial_coefficients(vector_field, t0, y0, args, q)
     rv0 = fact.from_taylor(coefficients)
     dt_init = initial_step(coefficients, atol, rtol, q) if dt0 is None else dt0
     dt_init = jnp.where(jnp.isfinite(dt_init) & (dt_init > 0), dt_init, 1e-6 * (t1 - t0))
@@ -409,7 +445,7 @@ def _solve(
         marginals=marginals,
         num_steps=c.num_steps,
         num_rejected=c.num_rejected,
-        num_f_evals=num_taylor_f_evals(vector_field, t0, y0, args, q)
+        num_f_evals=num_initial_f_evals(vector_field, t0, y0, args, q)
         + num_f_evals_per_step(solver, dim) * (c.num_steps + c.num_rejected),
         result=result,
         output_scale=output_scale,

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 
 from ._control import AbstractController, PIController
 from ._factorisations import FACTORISATIONS
-from ._prior import IWP
+from ._prior import IWP, AbstractPrior
 
 _CALIBRATIONS = ("dynamic", "mle", "none")
 _STRATEGIES = ("filter", "smoother", "fixedpoint")
@@ -26,7 +26,7 @@ class AbstractSolver(eqx.Module):
 
     num_derivatives: eqx.AbstractVar[int]
     factorisation: eqx.AbstractVar[str]
-    prior: eqx.AbstractVar[IWP]
+    prior: eqx.AbstractVar[AbstractPrior]
     calibration: eqx.AbstractVar[str]
     strategy: eqx.AbstractVar[str]
     control: eqx.AbstractVar[AbstractController]
@@ -44,6 +44,11 @@ class AbstractSolver(eqx.Module):
                 f"factorisation must be one of {self.supported_factorisations()} for "
                 f"{type(self).__name__}, got {self.factorisation!r}."
             )
+        if not isinstance(self.prior, AbstractPrior):
+            raise TypeError(
+                f"prior must be an ode.IWP, ode.IOUP or ode.Matern instance, got {type(self.prior).__name__}."
+            )
+        self.prior.check(self.factorisation)
 
     @abc.abstractmethod
     def supported_factorisations(self) -> tuple:
@@ -67,7 +72,8 @@ class EK0(AbstractSolver):
     Arguments:
         num_derivatives: ``q``, the number of derivatives in the state (the order).
         factorisation: ``"isotropic"`` (default), ``"blockdiag"`` or ``"dense"``.
-        prior: the Gauss–Markov prior; ``IWP()``.
+        prior: the Gauss–Markov prior: ``IWP()`` (default), ``IOUP(rate=...)``
+            or ``Matern(lengthscale=...)``.
         calibration: ``"dynamic"`` (local, per step), ``"mle"`` (global, rescaled
             at the end) or ``"none"`` (use ``output_scale``).
         strategy: ``"filter"``, ``"smoother"`` or ``"fixedpoint"``.
@@ -85,7 +91,7 @@ class EK0(AbstractSolver):
 
     num_derivatives: int = eqx.field(default=4, static=True)
     factorisation: str = eqx.field(default="isotropic", static=True)
-    prior: IWP = IWP()
+    prior: AbstractPrior = IWP()
     calibration: str = eqx.field(default="dynamic", static=True)
     strategy: str = eqx.field(default="filter", static=True)
     control: AbstractController = PIController()
@@ -116,7 +122,7 @@ class EK1(AbstractSolver):
 
     num_derivatives: int = eqx.field(default=4, static=True)
     factorisation: str = eqx.field(default="dense", static=True)
-    prior: IWP = IWP()
+    prior: AbstractPrior = IWP()
     calibration: str = eqx.field(default="dynamic", static=True)
     strategy: str = eqx.field(default="filter", static=True)
     control: AbstractController = PIController()

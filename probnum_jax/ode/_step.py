@@ -1,55 +1,106 @@
 """One step of the ODE filter: preconditioned prediction, linearisation, calibration, update."""
 
+from typing import NamedTuple
+
 import equinox as eqx
 import jax.numpy as jnp
 
 from .. import randvars
 from ._factorisations import Factorisation, rescale, rescale_conditional, scale_noise
+from ._information import ODEInformation
 from ._prior import iwp_preconditioner
 
 
+class Discretisation(NamedTuple):
+    """The prior over one step ``dt``, lifted onto the factorisation, in preconditioned form.
+
+    ``A(dt) = S Ā S^{-1}`` and ``Q(dt) = S N N^T S`` with ``S = diag(scales)``,
+    ``Ā = transition`` and the lower-triangular ``N = noise`` (it includes the
+    IWP's ``c``, not the output scale). Unpack as ``scales, transition, noise``.
+    """
+
+    scales: jnp.ndarray
+    transition: jnp.ndarray
+    noise: jnp.ndarray
+
+    def matrices(self):
+        """``(A(dt), cholesky(Q(dt)))`` in the state's own coordinates (lifted shapes)."""
+        s = self.scales
+        return s[..., :, None] * self.transition / s[..., None, :], s[..., :, None] * self.noise
+
+
 class StepContext(eqx.Module):
-    """What every step needs: the layout and the lifted, step-independent prior."""
+    """What every step needs: the layout and the lifted prior.
+
+    For a step-independent prior (:class:`~probnum_jax.ode.IWP`) ``transition``
+    and ``noise`` hold the lifted ``Ā`` and ``cholesky(Q̄)`` and
+    :meth:`preconditioner` the step's scaling; every prior (also
+    :class:`~probnum_jax.ode.IOUP`, :class:`~probnum_jax.ode.Matern`, whose
+    ``transition`` and ``noise`` are ``None``) gives its step through
+    :meth:`discretise`.
+    """
 
     factorisation: Factorisation
-    transition: object  # lifted Ā
-    noise: object  # lifted cholesky(Q̄)
+    transition: object  # lifted Ā, or None for a step-dependent prior
+    noise: object  # lifted cholesky(Q̄), or None for a step-dependent prior
+    prior: object = None
 
     @classmethod
     def build(cls, solver, dim, dtype):
         fact = solver.make_factorisation(dim)
+        solver.prior.check(solver.factorisation, dim)
+        if not solver.prior.step_independent:
+            return cls(fact, None, None, solver.prior)
         a, qs = solver.prior.transition(solver.num_derivatives, dtype)
-        return cls(fact, fact.lift_matrix(a), fact.lift_matrix(qs))
+        return cls(fact, fact.lift_matrix(a), fact.lift_matrix(qs), solver.prior)
 
     def preconditioner(self, dt):
+        """The lifted diagonal ``T`` (as a vector) and the scalar ``c`` of :func:`iwp_preconditioner`."""
         scales, c = iwp_preconditioner(dt, self.factorisation.num_derivatives)
         return self.factorisation.lift_diagonal(scales), c
 
+    def discretise(self, dt) -> Discretisation:
+        """The prior's transition over ``dt``: ``scales, transition, noise = ctx.discretise(dt)``.
 
-def extrapolate_mean(ctx: StepContext, rv, dt):
-    """The predicted mean ``A(dt) m`` (no covariance)."""
-    scales, _ = ctx.preconditioner(dt)
+        Step-independent priors cost one scaling; the others compute
+        ``(Ā(dt), cholesky(Q̄(dt)))`` (see :mod:`probnum_jax.ode._discretise`).
+        """
+        scales, c = self.preconditioner(dt)
+        if self.transition is not None:
+            return Discretisation(scales, self.transition, scale_noise(self.noise, c))
+        transition, noise = self.prior.discretise(dt, self.factorisation)
+        return Discretisation(scales, transition, scale_noise(noise, c))
 
+
+def _extrapolate_mean(disc: Discretisation, rv):
     def kernel(m, L, a, s):
         s = s.reshape(s.shape + (1,) * (m.ndim - 1))
         return s * (a @ (m / s))
 
-    return rv.lift(kernel, ctx.transition, scales)
+    return rv.lift(kernel, disc.transition, disc.scales)
+
+
+def _predict(disc: Discretisation, rv, output_scale):
+    noise = scale_noise(disc.noise, output_scale)
+    predicted = randvars.predict(rescale(rv, 1 / disc.scales), disc.transition, noise)
+    return rescale(predicted, disc.scales)
+
+
+def extrapolate_mean(ctx: StepContext, rv, dt):
+    """The predicted mean ``A(dt) m`` (no covariance)."""
+    return _extrapolate_mean(ctx.discretise(dt), rv)
 
 
 def predict(ctx: StepContext, rv, dt, output_scale):
     """``p(x(t + dt))`` from ``p(x(t))`` under the prior, in preconditioned coordinates."""
-    scales, c = ctx.preconditioner(dt)
-    noise = scale_noise(ctx.noise, c * output_scale)
-    predicted = randvars.predict(rescale(rv, 1 / scales), ctx.transition, noise)
-    return rescale(predicted, scales)
+    return _predict(ctx.discretise(dt), rv, output_scale)
 
 
 def predict_backward(ctx: StepContext, rv, dt, output_scale):
     """Like :func:`predict`, and also the backward conditional ``p(x(t) | x(t + dt))``."""
-    scales, c = ctx.preconditioner(dt)
-    noise = scale_noise(ctx.noise, c * output_scale)
-    predicted, cond = randvars.backward_conditional(rescale(rv, 1 / scales), ctx.transition, noise)
+    scales, transition, noise = ctx.discretise(dt)
+    noise = scale_noise(noise, output_scale)
+    predicted, cond = randvars.backward_conditional(rescale(rv, 1 / scales), transition, noise)
     return rescale(predicted, scales), rescale_conditional(cond, scales)
 
 
@@ -74,18 +125,21 @@ def linearise_and_predict(ctx: StepContext, solver, vector_field, t, rv, dt, arg
     marginal, the local and the used output scale, and the prediction.
     """
     fact = ctx.factorisation
-    mean = extrapolate_mean(ctx, rv, dt)
-    f_value, jac = solver.jacobian(lambda y: vector_field(t + dt, y, args), fact.derivative(mean, 0))
-    obs, residual = fact.observation(mean, f_value, jac)
+    disc = ctx.discretise(dt)  # once per step: for IOUP/Matérn it is not free
+    mean = _extrapolate_mean(disc, rv)
+    if isinstance(vector_field, ODEInformation):  # a DAE or a higher-order ODE
+        obs, residual = vector_field.linearise(solver, fact, t + dt, mean, args)
+    else:
+        f_value, jac = solver.jacobian(lambda y: vector_field(t + dt, y, args), fact.derivative(mean, 0))
+        obs, residual = fact.observation(mean, f_value, jac)
 
-    scales, c = ctx.preconditioner(dt)
-    process_noise = rescale(rv.replace(jnp.zeros_like(mean), scale_noise(ctx.noise, c)), scales)
+    process_noise = rescale(rv.replace(jnp.zeros_like(mean), disc.noise), disc.scales)
     residual_noise = randvars.predict(process_noise, obs)
     local_scale = jnp.sqrt(randvars.mahalanobis(residual_noise, residual) / fact.num_residual_dof())
     # A residual that rounds to zero would give a singular prediction: floor the scale.
     local_scale = jnp.maximum(local_scale, jnp.finfo(mean.dtype).eps)
     output_scale = local_scale if solver.calibration == "dynamic" else fixed_output_scale
-    predicted = predict(ctx, rv, dt, output_scale)
+    predicted = _predict(disc, rv, output_scale)
     return obs, residual, residual_noise, local_scale, output_scale, predicted
 
 
@@ -99,7 +153,9 @@ def attempt_step(ctx: StepContext, solver, vector_field, t, rv, dt, args, fixed_
     obs, residual, residual_noise, local_scale, output_scale, predicted = linearise_and_predict(
         ctx, solver, vector_field, t, rv, dt, args, fixed_output_scale
     )
-    error = dt * ctx.factorisation.residual_std(residual_noise.scale(local_scale))
+    # For a nu-th order ODE the residual is a nu-th derivative: dt**nu maps it to units of y.
+    order = vector_field.order if isinstance(vector_field, ODEInformation) else 1
+    error = dt**order * ctx.factorisation.residual_std(residual_noise.scale(local_scale))
     marginal, cond = randvars.condition(predicted, obs)
     data = marginal.mean - residual  # observe H x = H m - r, i.e. a zero linearised residual
     posterior = cond(data)

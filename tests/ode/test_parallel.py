@@ -1,0 +1,112 @@
+"""Parallel-in-time smoothing (``solve_fixed_grid(..., parallel=True)``) against the sequential smoother and scipy."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import probnum_jax as pnx
+
+from .conftest import geometric_mean_ratio
+
+SOLVER = pnx.ode.EK1(num_derivatives=3, strategy="smoother", calibration="mle")
+
+
+@pytest.fixture(scope="module")
+def lotka_volterra():
+    ivp = pnx.problems.lotka_volterra(t1=5.0)
+    grid = jnp.linspace(ivp.t0, ivp.t1, 41)
+    solve = lambda **kw: pnx.ode.solve_fixed_grid(  # noqa: E731
+        ivp.vector_field, ivp.y0, grid, solver=SOLVER, args=ivp.args, **kw
+    )
+    return ivp, grid, solve(), solve(parallel=True)
+
+
+def test_parallel_smoother_agrees_with_the_sequential_smoother(lotka_volterra):
+    ivp, _, seq, par = lotka_volterra
+    assert par.result == pnx.ode.RESULTS.successful
+    assert 1 <= int(par.num_iterations) < 30
+    np.testing.assert_allclose(par.mean, seq.mean, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(par.std[1:], seq.std[1:], rtol=1e-4)
+    np.testing.assert_allclose(par.output_scale, seq.output_scale, rtol=1e-6)
+    np.testing.assert_allclose(par.log_marginal_likelihood, seq.log_marginal_likelihood, rtol=1e-6)
+    # Every iteration linearises (f and a d-column Jacobian) at all grid points, as the sequential pass does once.
+    steps, dim = par.t.shape[0] - 1, ivp.y0.shape[0]
+    assert int(par.num_f_evals) - int(seq.num_f_evals) == (1 + dim) * steps * int(par.num_iterations)
+
+
+def test_parallel_smoother_is_accurate_and_calibrated(lotka_volterra, reference):
+    ivp, grid, _, par = lotka_volterra
+    _, ref = reference("lotka_volterra", t1=5.0)
+    error = np.asarray(par.mean) - ref(np.asarray(grid)).T
+    assert np.max(np.abs(error)) < 1e-3
+    ratio = geometric_mean_ratio(error[1:], par.std[1:])
+    print(f"max error {np.max(np.abs(error)):.2e}, geometric mean |error|/std {ratio:.2e}")
+    # Not over-confident anywhere. (On this grid the global-MLE std is ~1e4 times the
+    # error, for the sequential smoother alike: the test above shows both agree.)
+    assert np.all(np.abs(error[1:]) < 3 * np.asarray(par.std[1:]))
+
+
+def test_parallel_smoother_backward_chain_reproduces_its_marginals(lotka_volterra):
+    """``p(x_n) = ∫ p(x_n | x_{n+1}) p(x_{n+1})``: the chain behind ``sol.sample`` matches the marginals."""
+    _, _, _, par = lotka_volterra
+    chain, margs = par.posterior, par.marginals
+    gain, noise = np.asarray(chain.conditionals.gain), chain.conditionals.noise
+    cov = lambda factor: np.einsum("...ij,...kj->...ik", factor, factor)  # noqa: E731
+    mean_next, cov_next = np.asarray(margs.mean[1:]), cov(np.asarray(margs.cholesky[1:]))
+    mean = np.einsum("nij,nj->ni", gain, mean_next) + np.asarray(noise.mean)
+    covariance = np.einsum("nij,njk,nlk->nil", gain, cov_next, gain) + cov(np.asarray(noise.cholesky))
+    np.testing.assert_allclose(mean, margs.mean[:-1], rtol=1e-8, atol=1e-10)
+    scale = np.sqrt(np.einsum("nii->ni", covariance)).max()
+    np.testing.assert_allclose(covariance, cov(np.asarray(margs.cholesky[:-1])), atol=1e-8 * scale**2)
+
+
+def test_parallel_reports_non_convergence(lotka_volterra):
+    ivp, grid, _, _ = lotka_volterra
+    # A traced tolerance: this reuses the fixture's compiled solve.
+    sol = pnx.ode.solve_fixed_grid(
+        ivp.vector_field, ivp.y0, grid, solver=SOLVER, args=ivp.args, parallel=True, iteration_tol=1e-300
+    )
+    assert sol.result == pnx.ode.RESULTS.iterations_not_converged
+    assert int(sol.num_iterations) == 100
+
+
+@pytest.mark.slow
+def test_gradient_through_the_parallel_smoother_matches_finite_differences():
+    ivp = pnx.problems.logistic()
+    grid = jnp.linspace(ivp.t0, ivp.t1, 41)
+
+    def final(rate):
+        sol = pnx.ode.solve_fixed_grid(ivp.vector_field, ivp.y0, grid, solver=SOLVER, args=(rate, 1.0), parallel=True)
+        return sol.mean[-10, 0]
+
+    eps = 1e-5
+    fd = (final(1.0 + eps) - final(1.0 - eps)) / (2 * eps)
+    np.testing.assert_allclose(jax.grad(final)(1.0), fd, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("solver", "kwargs", "match"),
+    [
+        (pnx.ode.EK1(factorisation="blockdiag", strategy="smoother", calibration="mle"), {}, "factorisation='dense'"),
+        (pnx.ode.EK1(calibration="mle"), {}, "smoothing posterior"),
+        (pnx.ode.EK1(strategy="smoother"), {}, "calibration='mle' or 'none'"),
+        (SOLVER, {"max_iterations": 0}, "max_iterations"),
+        (SOLVER, {"iteration_tol": 0.0}, "iteration_tol"),
+    ],
+)
+def test_parallel_bad_input(solver, kwargs, match):
+    f = lambda t, y, a: -y  # noqa: E731
+    with pytest.raises(ValueError, match=match):
+        pnx.ode.solve_fixed_grid(f, jnp.ones(1), jnp.linspace(0.0, 1.0, 5), solver=solver, parallel=True, **kwargs)
+
+
+def test_parallel_needs_ek1():
+    solver = pnx.ode.EK0(factorisation="dense", strategy="smoother", calibration="mle")
+    with pytest.raises(TypeError, match="needs EK1"):
+        pnx.ode.solve_fixed_grid(lambda t, y, a: -y, jnp.ones(1), jnp.linspace(0.0, 1.0, 5), solver=solver, parallel=True)
+
+
+def test_parallel_with_an_adaptive_solve_is_refused():
+    with pytest.raises(ValueError, match="solve_fixed_grid"):
+        pnx.ode.solve(lambda t, y, a: -y, jnp.ones(1), t0=0.0, t1=1.0, parallel=True)
