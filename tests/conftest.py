@@ -5,6 +5,10 @@ import os
 # Tiny dense factorisations (QR of a few hundred rows) run ~10x slower with a
 # multi-threaded BLAS on a busy 2-core machine; tests use one BLAS thread per worker.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# XLA's multi-threaded Eigen pool on CPU can deadlock on large vmapped linear algebra inside
+# loops (seen with the parallel-in-time smoother and batched LAPACK calls): every thread
+# asleep, the test waiting forever. One Eigen thread per xdist worker avoids it.
+os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
 
 import jax  # noqa: E402
 

@@ -64,7 +64,7 @@ def solve_fixed_grid(
         mean at every grid point at once, and the linear filter and smoother are
         prefix sums over an associative operator evaluated by
         ``jax.lax.associative_scan``, so each iteration has depth ``O(log N)``
-        instead of ``O(N)`` (Särkkä & García-Fernández 2021; Bosch, Corenflos,
+        instead of ``O(N)`` (Särkkä & García-Fernández 2021; Bosch, Corenflos, Yaghoobi,
         Tronarp, Hennig & Särkkä 2024). Gauss–Newton typically converges in a
         handful of iterations and its fixed point is the maximum-a-posteriori
         trajectory; the posterior covariances are those of the final

@@ -11,7 +11,7 @@ the maximum a posteriori estimate"). Because the linearisation points do not
 depend on the filter's own recursion, each linear filter and smoother is an
 associative prefix computation (Särkkä & García-Fernández 2021, "Temporal
 parallelization of Bayesian smoothers"), evaluated by ``jax.lax.associative_scan``
-in ``O(log N)`` depth (Bosch, Corenflos, Tronarp, Hennig & Särkkä 2024,
+in ``O(log N)`` depth (Bosch, Corenflos, Yaghoobi, Tronarp, Hennig & Särkkä 2024,
 "Parallel-in-time probabilistic numerical ODE solvers", JMLR).
 
 The elements are formed in covariance form in coordinates preconditioned with

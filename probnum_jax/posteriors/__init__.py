@@ -6,6 +6,8 @@
   tuning and the linearised predictive;
 * :mod:`~probnum_jax.posteriors.vi`: variational inference (mean-field Gaussian VI,
   IVON and VOGN as optax transformations) and its Monte Carlo predictive;
+* :mod:`~probnum_jax.posteriors.gibbs`: block-Gibbs sampling of MLP weights in the
+  augmented model of Piccioli et al. (2023), with R-hat and ESS diagnostics;
 * :mod:`~probnum_jax.posteriors.metrics`: calibration and accuracy metrics.
 
 Models are functions ``model_fn(params, x[n, ...]) -> outputs[n, C]``;
@@ -13,6 +15,7 @@ Models are functions ``model_fn(params, x[n, ...]) -> outputs[n, C]``;
 """
 
 from . import curvature as curvature
+from . import gibbs as gibbs
 from . import laplace as laplace
 from . import metrics as metrics
 from . import vi as vi
@@ -20,4 +23,4 @@ from ._models import from_equinox as from_equinox
 from ._models import from_linen as from_linen
 from ._models import from_nnx as from_nnx
 
-__all__ = ["curvature", "from_equinox", "from_linen", "from_nnx", "laplace", "metrics", "vi"]
+__all__ = ["curvature", "from_equinox", "from_linen", "from_nnx", "gibbs", "laplace", "metrics", "vi"]
