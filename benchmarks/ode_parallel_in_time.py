@@ -127,9 +127,9 @@ def run_isolated(num_points, repeats, timeout):
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True)
     except subprocess.TimeoutExpired:
-        print(f"N={num_points:>7}  no result within {timeout} s (XLA CPU runtime hang)", flush=True)
-        return dict(num_points=num_points, failure=f"no result within {timeout} s: the process hung "
-                    "(all XLA CPU threads asleep; see docs/guides/ode.md, 'CPU deadlock')")
+        print(f"N={num_points:>7}  no result within {timeout} s", flush=True)
+        return dict(num_points=num_points, failure=f"no result within {timeout} s: too slow, or the XLA CPU "
+                    "runtime hung (all threads asleep; see docs/guides/ode.md, 'CPU deadlock')")
     except subprocess.CalledProcessError as e:
         return dict(num_points=num_points, failure=e.stderr[-2000:])
     print(out.stdout.strip().splitlines()[0], flush=True)

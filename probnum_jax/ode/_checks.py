@@ -30,13 +30,18 @@ def check_vector_field(vector_field, t0, y0, args):
             f"Calling the vector field as f(t0, y0, args) failed ({type(e).__name__}: {e}). "
             "Vector fields follow the diffrax convention f(t, y, args) -> dy/dt."
         ) from e
+    check_vector_field_output(out, y0, "f(t0, y0, args)")
+
+
+def check_vector_field_output(out, y0, call):
+    """``out`` (a shape/dtype struct) must match ``y0``; ``call`` names the call in the message."""
     if not hasattr(out, "shape") or out.shape != y0.shape:
         raise ValueError(
-            f"f(t0, y0, args) must return an array of y0's shape {y0.shape}, "
+            f"{call} must return an array of y0's shape {y0.shape}, "
             f"got {getattr(out, 'shape', type(out).__name__)}."
         )
     if out.dtype != y0.dtype:
-        raise TypeError(f"f(t0, y0, args) must return y0's dtype {y0.dtype}, got {out.dtype}.")
+        raise TypeError(f"{call} must return y0's dtype {y0.dtype}, got {out.dtype}.")
 
 
 def check_positive(name, value):

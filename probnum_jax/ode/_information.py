@@ -318,13 +318,7 @@ def check_problem(vector_field, t0, y0, args):
             f"With y0 a tuple of {nu} arrays, f receives the time, the {nu} state arguments and "
             f"args, and returns the {nu}-th derivative."
         ) from e
-    if not hasattr(out, "shape") or out.shape != y0.shape:
-        raise ValueError(
-            f"The vector field must return an array of y0's shape {y0.shape}, "
-            f"got {getattr(out, 'shape', type(out).__name__)}."
-        )
-    if out.dtype != y0.dtype:
-        raise TypeError(f"The vector field must return y0's dtype {y0.dtype}, got {out.dtype}.")
+    _checks.check_vector_field_output(out, y0, "The vector field")
 
 
 def initial_coefficients(vector_field, t0, y0, args, num_derivatives: int):
