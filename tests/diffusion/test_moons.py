@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 from sklearn.datasets import make_moons
 
 from probnum_jax import diffusion, ode
@@ -14,6 +15,7 @@ def _moons(n, seed):
     return jnp.asarray((x - [0.5, 0.25]) / [0.87, 0.5])  # centred, roughly unit scale
 
 
+@pytest.mark.slow  # 55 s on 2 cores; the example and benchmarks/diffusion.py train the same model
 def test_trained_moons_model_samples_moons():
     """Samples from the trained model are close to held-out moons in sliced Wasserstein.
 

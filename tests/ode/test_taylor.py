@@ -13,7 +13,7 @@ import probnum_jax as pnx
 def _closed_form_derivatives(solution, t0, num):
     derivs, g = [], solution
     for _ in range(num + 1):
-        derivs.append(g(t0))
+        derivs.append(jax.jit(g)(t0))  # compiled: nested jacfwd op by op takes ~10 s
         g = jax.jacfwd(g)
     return jnp.stack([jnp.reshape(d, (-1,)) for d in derivs])
 

@@ -357,7 +357,9 @@ def test_rhat_and_ess_match_their_closed_forms():
 
 
 @pytest.mark.parametrize(
-    "thin,rhat_tol", [(5, 1.2), pytest.param(25, 1.05, marks=pytest.mark.slow)], ids=["short", "long"]
+    "thin,rhat_tol",
+    [pytest.param(5, 1.2, marks=pytest.mark.slow), pytest.param(25, 1.05, marks=pytest.mark.slow)],
+    ids=["short", "long"],
 )
 def test_chains_from_the_teacher_and_from_random_starts_thermalise(thin, rhat_tol):
     """The teacher is a draw from the posterior given the data it generated, so the chain started at it is
