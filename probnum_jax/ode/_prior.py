@@ -16,6 +16,7 @@ beyond; the scaling ``T_i = h^(q/2 - i) / (q-i)!``, ``c = h^((q+1)/2)`` splits t
 powers of ``h`` evenly so that neither factor under- or overflows.
 """
 
+import abc
 import math
 
 import equinox as eqx
@@ -74,15 +75,17 @@ class AbstractPrior(eqx.Module):
 
     def transition(self, num_derivatives: int, dtype):
         """Step-independent ``(Ā, cholesky(Q̄))``; only for ``step_independent`` priors."""
-        raise NotImplementedError(f"{type(self).__name__} has a step-dependent transition.")
+        raise TypeError(
+            f"{type(self).__name__} has a step-dependent transition: use discretise(dt, factorisation)."
+        )
 
+    @abc.abstractmethod
     def discretise(self, dt, factorisation):
         """Lifted preconditioned ``(Ā(dt), cholesky(Q̄(dt)))`` on ``factorisation``.
 
         ``A(dt) = T Ā(dt) T^{-1}`` and ``Q(dt) = c^2 T Q̄(dt) T`` with ``(T, c)``
         from :func:`iwp_preconditioner`.
         """
-        raise NotImplementedError
 
 
 class IWP(AbstractPrior):
