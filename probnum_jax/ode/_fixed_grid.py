@@ -72,9 +72,7 @@ def solve_fixed_grid(
         strategy, and ``calibration="mle"`` or ``"none"`` (the dynamic output
         scale is a sequential quantity). The elements are in covariance form:
         use float64. On one CPU core the sequential scan is faster; the
-        parallel scan pays off on accelerators with long grids. Known bug: on
-        CPU, grids of 1000 points or more can hang XLA's runtime (see the
-        ODE guide). Reverse-mode
+        parallel scan pays off on accelerators with long grids. Reverse-mode
         differentiation goes through all iterations (exact for the iterated
         algorithm) and stores them: memory ``O(max_iterations · N · D²)`` for a
         state of size ``D``, so lower ``max_iterations`` when differentiating.

@@ -17,13 +17,17 @@ in ``O(log N)`` depth (Bosch, Corenflos, Yaghoobi, Tronarp, Hennig & Särkkä 20
 The elements are formed in covariance form in coordinates preconditioned with
 the IWP scaling of the mean grid step, which keeps the matrices well
 conditioned on near-uniform grids. Float64 is recommended: unlike the
-sequential square-root filter, the parallel elements are not factorised.
+sequential square-root filter, the parallel elements are not factorised. The
+small-matrix factorisations and solves inside the iteration use
+:mod:`._small_linalg` (``jnp`` loops), not LAPACK: batched LAPACK calls inside
+the loop hung the XLA CPU runtime at ``N >= 1000``.
 """
 
 import jax
 import jax.numpy as jnp
 
 from .. import randvars
+from . import _small_linalg as small
 from ._results import RESULTS
 from ._solution import BackwardChain
 from ._step import StepContext
@@ -47,8 +51,8 @@ def _filter_element(transition, noise_cov, obs, data):
     """
     eye = jnp.eye(transition.shape[0], dtype=transition.dtype)
     s = _sym(obs @ noise_cov @ obs.T)
-    s_chol = jnp.linalg.cholesky(s)
-    solve_s = lambda m: jax.scipy.linalg.cho_solve((s_chol, True), m)  # noqa: E731
+    s_chol = small.cholesky(s)
+    solve_s = lambda m: small.cho_solve(s_chol, m)  # noqa: E731
     gain = solve_s(obs @ noise_cov).T
     a = (eye - gain @ obs) @ transition
     b = gain @ data
@@ -64,9 +68,9 @@ def _filter_combine(earlier, later):
     a_i, b_i, c_i, eta_i, j_i = earlier
     a_j, b_j, c_j, eta_j, j_j = later
     eye = jnp.eye(a_i.shape[-1], dtype=a_i.dtype)
-    z = eye + c_i @ j_j  # (I + C_i J_j); its transpose is (I + J_j C_i)
-    a_j_m = jnp.linalg.solve(z.T, a_j.T).T  # A_j (I + C_i J_j)^-1
-    a_i_t_n = jnp.linalg.solve(z, a_i).T  # A_iᵀ (I + J_j C_i)^-1
+    inverse = small.solve(eye + c_i @ j_j, eye)  # (I + C_i J_j)^-1; its transpose is (I + J_j C_i)^-1
+    a_j_m = a_j @ inverse  # A_j (I + C_i J_j)^-1
+    a_i_t_n = (inverse @ a_i).T  # A_iᵀ (I + J_j C_i)^-1
     a = a_j_m @ a_i
     b = a_j_m @ (b_i + c_i @ eta_j) + b_j
     c = _sym(a_j_m @ c_i @ a_j.T + c_j)
@@ -78,7 +82,7 @@ def _filter_combine(earlier, later):
 def _smoother_element(mean, cov, transition, noise_cov):
     """``p(x_n | x_{n+1}, y_{0:n}) = N(E x_{n+1} + g, L)`` as the element ``(E, g, L)``."""
     predicted = _sym(transition @ cov @ transition.T + noise_cov)
-    gain = jnp.linalg.solve(predicted, transition @ cov).T  # predicted is symmetric
+    gain = small.solve(predicted, transition @ cov).T  # predicted is symmetric
     g = mean - gain @ (transition @ mean)
     ell = _sym(cov - gain @ predicted @ gain.T)
     return gain, g, ell
@@ -158,8 +162,8 @@ class _LinearModel:
             pred_mean = transition @ mean
             pred_cov = transition @ cov @ transition.T + noise_cov
             residual = z - h @ pred_mean
-            s_chol = jnp.linalg.cholesky(_sym(h @ pred_cov @ h.T))
-            white = jax.scipy.linalg.solve_triangular(s_chol, residual, lower=True)
+            s_chol = small.cholesky(_sym(h @ pred_cov @ h.T))
+            white = small.solve_lower(s_chol, residual)
             mahal = white @ white
             logdet = 2.0 * jnp.sum(jnp.log(jnp.abs(jnp.diag(s_chol))))
             return mahal, -0.5 * (mahal + logdet + residual.shape[0] * jnp.log(2.0 * jnp.pi))

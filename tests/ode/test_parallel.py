@@ -85,6 +85,35 @@ def test_gradient_through_the_parallel_smoother_matches_finite_differences():
     np.testing.assert_allclose(jax.grad(final)(1.0), fd, rtol=1e-5)
 
 
+def test_small_matrix_linear_algebra_matches_numpy():
+    """The loop-based solves used inside the parallel smoother (no LAPACK), vmapped, against numpy."""
+    from probnum_jax.ode import _small_linalg as small
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(3, 6, 6))
+    a[0, 0, 0] = 0.0  # needs pivoting
+    b = rng.normal(size=(3, 6, 2))
+    spd = np.einsum("nij,nkj->nik", a, a) + np.eye(6)
+    chol = np.linalg.cholesky(spd)
+    np.testing.assert_allclose(jax.vmap(small.solve)(a, b), np.linalg.solve(a, b), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(jax.vmap(small.cholesky)(spd), chol, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(jax.vmap(small.solve_lower)(chol, b), np.linalg.solve(chol, b), rtol=1e-10)
+    np.testing.assert_allclose(jax.vmap(small.cho_solve)(chol, b), np.linalg.solve(spd, b), rtol=1e-10)
+
+
+@pytest.mark.slow
+def test_parallel_smoother_on_a_long_grid():
+    """N = 2000 (the size at which batched LAPACK calls used to hang XLA's CPU runtime)."""
+    ivp = pnx.problems.lotka_volterra(t1=10.0)
+    grid = jnp.linspace(ivp.t0, ivp.t1, 2000)
+    seq, par = (
+        pnx.ode.solve_fixed_grid(ivp.vector_field, ivp.y0, grid, solver=SOLVER, args=ivp.args, parallel=p)
+        for p in (False, True)
+    )
+    assert par.result == pnx.ode.RESULTS.successful
+    np.testing.assert_allclose(par.mean, seq.mean, rtol=1e-8, atol=1e-10)
+
+
 @pytest.mark.parametrize(
     ("solver", "kwargs", "match"),
     [
