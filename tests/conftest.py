@@ -7,7 +7,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # One Eigen thread per worker: the workers already share the two cores. (This was first a
 # precaution against the XLA CPU hang of batched LAPACK calls inside loops; the parallel
-# smoother no longer makes such calls, see probnum_jax/ode/_small_linalg.py.)
+# smoother no longer makes such calls, see probnum_jax/_small_linalg.py.)
 # The tests' problems are small and mostly compile time: LLVM's optimisation passes cost
 # more than they save (about 15% of the suite's time).
 os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false --xla_backend_optimization_level=0"

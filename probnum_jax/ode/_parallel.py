@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import randvars
-from . import _small_linalg as small
+from .. import _small_linalg as small
 from ._results import RESULTS
 from ._solution import BackwardChain
 from ._step import StepContext

@@ -8,12 +8,15 @@
   IVON and VOGN as optax transformations) and its Monte Carlo predictive;
 * :mod:`~probnum_jax.posteriors.gibbs`: block-Gibbs sampling of MLP weights in the
   augmented model of Piccioli et al. (2023), with R-hat and ESS diagnostics;
+* :mod:`~probnum_jax.posteriors.blocks`: block-coordinate Laplace and Gaussian VI with a
+  dense covariance block per unit (or per layer), from the exact per-unit GGN blocks;
 * :mod:`~probnum_jax.posteriors.metrics`: calibration and accuracy metrics.
 
 Models are functions ``model_fn(params, x[n, ...]) -> outputs[n, C]``;
 :func:`from_equinox`, :func:`from_nnx` and :func:`from_linen` adapt modules.
 """
 
+from . import blocks as blocks
 from . import curvature as curvature
 from . import gibbs as gibbs
 from . import laplace as laplace
@@ -23,4 +26,4 @@ from ._models import from_equinox as from_equinox
 from ._models import from_linen as from_linen
 from ._models import from_nnx as from_nnx
 
-__all__ = ["curvature", "from_equinox", "from_linen", "from_nnx", "gibbs", "laplace", "metrics", "vi"]
+__all__ = ["blocks", "curvature", "from_equinox", "from_linen", "from_nnx", "gibbs", "laplace", "metrics", "vi"]

@@ -87,7 +87,7 @@ def test_gradient_through_the_parallel_smoother_matches_finite_differences():
 
 def test_small_matrix_linear_algebra_matches_numpy():
     """The loop-based solves used inside the parallel smoother (no LAPACK), vmapped, against numpy."""
-    from probnum_jax.ode import _small_linalg as small
+    from probnum_jax import _small_linalg as small
 
     rng = np.random.default_rng(0)
     a = rng.normal(size=(3, 6, 6))

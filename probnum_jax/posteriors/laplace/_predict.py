@@ -111,17 +111,22 @@ def predict(
         >>> var.shape
         (3, 1)
     """
-    if method not in PREDICTIVE_METHODS:
-        raise ValueError(f"method must be one of {PREDICTIVE_METHODS}, got {method!r}.")
-    if post.likelihood == "classification" and link not in PREDICTIVE_LINKS:
-        raise ValueError(f"link must be one of {PREDICTIVE_LINKS}, got {link!r}.")
-    needs_key = method == "nn" or (post.likelihood == "classification" and link == "mc")
-    if needs_key and key is None:
-        raise ValueError(f"method={method!r} with link={link!r} draws samples: pass key=jax.random.key(...).")
-    if not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(f"num_samples must be a positive int, got {num_samples!r}.")
+    check_predict_arguments(post.likelihood, method, link, num_samples, key)
     _check_inputs(post, x)
     return _predict(post, x, method, link, num_samples, key)
+
+
+def check_predict_arguments(likelihood, method, link, num_samples, key):
+    """Trace-time checks of a predictive's options (shared with ``blocks.predict``)."""
+    if method not in PREDICTIVE_METHODS:
+        raise ValueError(f"method must be one of {PREDICTIVE_METHODS}, got {method!r}.")
+    if likelihood == "classification" and link not in PREDICTIVE_LINKS:
+        raise ValueError(f"link must be one of {PREDICTIVE_LINKS}, got {link!r}.")
+    needs_key = method == "nn" or (likelihood == "classification" and link == "mc")
+    if needs_key and key is None:
+        raise ValueError(f"method={method!r} with link={link!r} draws samples: pass key=jax.random.key(...).")
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+        raise ValueError(f"num_samples must be a positive int, got {num_samples!r}.")
 
 
 @eqx.filter_jit
