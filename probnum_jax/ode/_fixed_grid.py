@@ -33,6 +33,7 @@ def solve_fixed_grid(
     parallel: bool = False,
     max_iterations: int = 100,
     iteration_tol=None,
+    initial_guess=None,
 ) -> Solution:
     """Solve ``y' = f(t, y, args)`` on a given time grid; the posterior is returned at the grid.
 
@@ -57,6 +58,11 @@ def solve_fixed_grid(
         iteration_tol: with ``parallel=True``, stop once the largest change of
             the solution mean in one iteration, relative to ``1 + |y|``, is
             below it; default ``sqrt(eps)`` of the dtype.
+        initial_guess: with ``parallel=True``, the trajectory ``[len(grid), d]``
+            around which the first iteration linearises (its first row is
+            replaced by ``y0``); default: ``y0`` at every grid point. On long
+            horizons a rough solution (e.g. a sequential solve on a coarse grid,
+            interpolated) avoids convergence to a spurious trajectory.
 
     Parallel in time:
         ``parallel=True`` computes the smoothing posterior with the iterated
@@ -115,8 +121,24 @@ def solve_fixed_grid(
         iteration_tol = np.sqrt(np.finfo(y0.dtype).eps) if iteration_tol is None else iteration_tol
         _checks.check_positive("iteration_tol", iteration_tol)
         iteration_tol = jnp.asarray(iteration_tol, y0.dtype)
-        return _solve_parallel(vector_field, y0, grid, solver, args, max_iterations, iteration_tol)
+        guess = _initial_guess(initial_guess, y0, grid)
+        return _solve_parallel(vector_field, y0, grid, solver, args, max_iterations, iteration_tol, guess)
+    if initial_guess is not None:
+        raise ValueError("initial_guess is used by parallel=True only.")
     return _solve_fixed_grid(vector_field, y0, grid, solver, args)
+
+
+def _initial_guess(initial_guess, y0, grid):
+    """The first linearisation trajectory ``[N, d]``: given, or ``y0`` constant in time."""
+    shape = (grid.shape[0], y0.shape[0])
+    if initial_guess is None:
+        return jnp.broadcast_to(y0, shape)  # an array either way: one compilation for both
+    initial_guess = jnp.asarray(initial_guess, y0.dtype)
+    if initial_guess.shape != shape:
+        raise ValueError(f"initial_guess must have shape [len(grid), d] = {list(shape)}, got {initial_guess.shape}.")
+    if _checks.is_concrete(initial_guess) and not np.all(np.isfinite(np.asarray(initial_guess))):
+        raise ValueError("initial_guess must be finite (it contains NaN or inf).")
+    return initial_guess
 
 
 def _check_parallel(solver, max_iterations):
@@ -143,14 +165,14 @@ def _check_parallel(solver, max_iterations):
 
 
 @eqx.filter_jit
-def _solve_parallel(vector_field, y0, grid, solver, args, max_iterations, iteration_tol):
+def _solve_parallel(vector_field, y0, grid, solver, args, max_iterations, iteration_tol, guess):
     dim, dtype = y0.shape[0], y0.dtype
     q = solver.num_derivatives
     ctx = StepContext.build(solver, dim, dtype)
     fixed_scale = jnp.asarray(solver.output_scale, dtype)
     rv0 = ctx.factorisation.from_taylor(taylor_coefficients(vector_field, grid[0], y0, args, q))
     marginals, posterior, mahal, loglik, count, result = parallel_smoother(
-        ctx, solver, vector_field, grid, rv0.mean, args, fixed_scale, max_iterations, iteration_tol
+        ctx, solver, vector_field, grid, rv0.mean, args, fixed_scale, max_iterations, iteration_tol, guess
     )
     num_steps = grid.shape[0] - 1
     output_scale = fixed_scale

@@ -171,7 +171,9 @@ class _LinearModel:
         return jax.vmap(one)(means[:-1], covs[:-1], self.transitions, self.noise_covs, obs, data)
 
 
-def parallel_smoother(ctx, solver, vector_field, grid, initial_state, args, output_scale, max_iterations, tol):
+def parallel_smoother(
+    ctx, solver, vector_field, grid, initial_state, args, output_scale, max_iterations, tol, guess
+):
     """Run the IEKS to convergence; return what ``solve_fixed_grid`` needs.
 
     Returns ``(smoothed, chain, mahalanobis, log_likelihood, num_iterations, result)``
@@ -181,10 +183,11 @@ def parallel_smoother(ctx, solver, vector_field, grid, initial_state, args, outp
     model = _LinearModel(ctx, solver, vector_field, grid, args, output_scale)
     initial_mean = initial_state / model.ref_scales
     num_points = grid.shape[0]
-    y0 = ctx.factorisation.derivative(initial_state, 0)
-    # Initial linearisation trajectory: the initial value, constant in time, with zero derivatives.
-    guess = jnp.zeros_like(initial_state).at[: y0.shape[0]].set(y0) / model.ref_scales
-    guess = jnp.broadcast_to(guess, (num_points,) + guess.shape).at[0].set(initial_mean)
+    # Initial linearisation trajectory: the guess ``[N, d]`` (only the states' zeroth derivatives
+    # enter the linearisation), the exact initial state at t_0.
+    dim = guess.shape[1]
+    states = jnp.zeros((num_points,) + initial_state.shape, initial_state.dtype).at[:, :dim].set(guess)
+    guess = (states / model.ref_scales).at[0].set(initial_mean)
 
     def iterate(means):
         """One Gauss–Newton step: linearise at ``means``, filter and smooth the linear model."""

@@ -71,6 +71,36 @@ def test_parallel_reports_non_convergence(lotka_volterra):
     assert int(sol.num_iterations) == 100
 
 
+def test_a_good_initial_guess_saves_iterations(lotka_volterra):
+    ivp, grid, seq, par = lotka_volterra
+    # A traced guess: this reuses the fixture's compiled solve (its default guess is y0 at every point).
+    sol = pnx.ode.solve_fixed_grid(
+        ivp.vector_field, ivp.y0, grid, solver=SOLVER, args=ivp.args, parallel=True, initial_guess=seq.mean
+    )
+    assert sol.result == pnx.ode.RESULTS.successful
+    assert int(sol.num_iterations) <= 3 < int(par.num_iterations)
+    np.testing.assert_allclose(sol.mean, seq.mean, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.slow
+def test_initial_guess_from_a_coarse_solve_avoids_a_spurious_trajectory(reference):
+    """Lotka-Volterra on [0, 20] with 1000 points: from y0 constant, Gauss-Newton converges to a
+    wrong solution of the collocation equations; from a coarse sequential solve, to the right one."""
+    ivp = pnx.problems.lotka_volterra(t1=20.0)
+    grid = jnp.linspace(ivp.t0, ivp.t1, 1000)
+    coarse = pnx.ode.solve_fixed_grid(ivp.vector_field, ivp.y0, grid[::10], solver=SOLVER, args=ivp.args)
+    guess = jnp.stack([jnp.interp(grid, grid[::10], coarse.mean[:, i]) for i in range(2)], axis=1)
+    solve = lambda g: pnx.ode.solve_fixed_grid(  # noqa: E731
+        ivp.vector_field, ivp.y0, grid, solver=SOLVER, args=ivp.args, parallel=True, initial_guess=g
+    )
+    _, ref = reference("lotka_volterra", t1=20.0)
+    truth = ref(np.asarray(grid)).T
+    assert np.max(np.abs(np.asarray(solve(None).mean) - truth)) > 1.0
+    sol = solve(guess)
+    assert sol.result == pnx.ode.RESULTS.successful
+    assert np.max(np.abs(np.asarray(sol.mean) - truth)) < 1e-2
+
+
 @pytest.mark.slow
 def test_gradient_through_the_parallel_smoother_matches_finite_differences():
     ivp = pnx.problems.logistic()
@@ -122,12 +152,19 @@ def test_parallel_smoother_on_a_long_grid():
         (pnx.ode.EK1(strategy="smoother"), {}, "calibration='mle' or 'none'"),
         (SOLVER, {"max_iterations": 0}, "max_iterations"),
         (SOLVER, {"iteration_tol": 0.0}, "iteration_tol"),
+        (SOLVER, {"initial_guess": jnp.ones((4, 1))}, r"initial_guess must have shape \[len\(grid\), d\]"),
+        (SOLVER, {"initial_guess": jnp.full((5, 1), jnp.nan)}, "initial_guess must be finite"),
     ],
 )
 def test_parallel_bad_input(solver, kwargs, match):
     f = lambda t, y, a: -y  # noqa: E731
     with pytest.raises(ValueError, match=match):
         pnx.ode.solve_fixed_grid(f, jnp.ones(1), jnp.linspace(0.0, 1.0, 5), solver=solver, parallel=True, **kwargs)
+
+
+def test_initial_guess_is_refused_without_parallel():
+    with pytest.raises(ValueError, match="parallel=True only"):
+        pnx.ode.solve_fixed_grid(lambda t, y, a: -y, jnp.ones(1), jnp.linspace(0.0, 1.0, 5), initial_guess=jnp.ones((5, 1)))
 
 
 def test_parallel_needs_ek1():

@@ -379,3 +379,42 @@ def test_bad_predict_and_sample_arguments(regression):
         blocks.predict(post, x[:, :2])
     with pytest.raises(TypeError, match="post must be a blocks.BlockGaussian"):
         blocks.predict(eqx.nn.Identity(), x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Prior-precision tuning by the evidence
+
+
+def test_evidence_tuning_reaches_the_closed_form_maximiser(regression):
+    """Refitting at the tuned delta and re-tuning (MacKay's iteration) converges to the maximiser
+    of the exact linear-regression evidence, log N(y_j; 0, sigma^2 I + X X^T / delta) summed over outputs."""
+    from scipy.optimize import minimize_scalar
+
+    x, y = regression
+    xn, yn = np.asarray(x), np.asarray(y)
+
+    def neg_log_evidence(log_delta):
+        cov = SIGMA**2 * np.eye(xn.shape[0]) + xn @ xn.T / np.exp(log_delta)
+        _, logdet = np.linalg.slogdet(cov)
+        return 0.5 * (yn.shape[1] * logdet + np.sum(yn * np.linalg.solve(cov, yn)))
+
+    reference = np.exp(minimize_scalar(neg_log_evidence, bounds=(-8, 8), method="bounded", options={"xatol": 1e-10}).x)
+    delta = jnp.asarray(DELTA)  # an array: one compilation for every refit
+    for _ in range(30):
+        post = blocks.laplace(_linear, {"w": jnp.zeros((3, 2))}, x, y, likelihood="regression", block="layer",
+                              prior_precision=delta, sigma_noise=SIGMA, tol=1e-12)  # fmt: skip
+        tuned = blocks.optimize_prior_precision(post)
+        converged = abs(float(tuned.prior_precision) / float(delta) - 1) < 1e-7
+        delta = tuned.prior_precision
+        if converged:
+            break
+    np.testing.assert_allclose(float(delta), reference, rtol=1e-4)
+    # The tuned blocks are the precisions at the new delta: X^T X / sigma^2 + delta I (kron I_2).
+    (cov,) = tuned.covariance()
+    precision = xn.T @ xn / SIGMA**2 + float(delta) * np.eye(3)
+    np.testing.assert_allclose(cov[0], np.kron(np.linalg.inv(precision), np.eye(2)), rtol=1e-9, atol=1e-14)
+
+
+def test_optimize_prior_precision_rejects_other_posteriors():
+    with pytest.raises(TypeError, match="post must be a blocks.BlockGaussian"):
+        blocks.optimize_prior_precision({"w": jnp.zeros(2)})

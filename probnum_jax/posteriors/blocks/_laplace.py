@@ -238,6 +238,7 @@ def _laplace(model_fn, params, x, y, likelihood, block, prior_precision, sigma_n
         likelihood,
         block,
         jnp.asarray(sigma_noise, dtype),
+        delta,
         count,
         result,
         (tuple(x.shape[1:]), x.dtype),

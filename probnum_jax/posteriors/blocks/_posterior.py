@@ -40,6 +40,7 @@ class BlockGaussian(eqx.Module):
         likelihood: ``"classification"`` or ``"regression"``.
         block: ``"unit"`` or ``"layer"``.
         sigma_noise: observation-noise standard deviation (regression).
+        prior_precision: ``delta`` of the prior ``N(0, I / delta)`` in the precisions.
         num_sweeps: sweeps over the blocks that were run.
         result: :class:`RESULTS` of the fit.
         input_spec: shape (without the batch axis) and dtype of one input.
@@ -51,6 +52,7 @@ class BlockGaussian(eqx.Module):
     likelihood: str = eqx.field(static=True)
     block: str = eqx.field(static=True)
     sigma_noise: Float[Array, ""]
+    prior_precision: Float[Array, ""]
     num_sweeps: Int[Array, ""]
     result: RESULTS
     input_spec: tuple = eqx.field(static=True)

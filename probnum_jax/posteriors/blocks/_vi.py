@@ -160,6 +160,7 @@ def _vi(model_fn, params, x, y, key, likelihood, block, delta, sigma_noise, num_
         likelihood,
         block,
         jnp.asarray(sigma_noise, dtype),
+        delta,
         jnp.asarray(num_sweeps),
         RESULTS.where(finite, RESULTS.successful, RESULTS.nonfinite),
         (tuple(x.shape[1:]), x.dtype),
