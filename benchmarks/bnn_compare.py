@@ -573,7 +573,8 @@ def plot(rows, summary, fractions, path):
 
     datasets = list(summary)
     fig, axes = plt.subplots(3, len(datasets), figsize=(4.6 * len(datasets), 12), squeeze=False)
-    colours = {m: f"C{i % 10}" for i, m in enumerate(METHODS)}
+    # 11 methods, more than C0-C9: the dark tab20 shades first, then the light ones
+    colours = {m: plt.get_cmap("tab20")((2 * i) % 20 + (2 * i) // 20) for i, m in enumerate(METHODS)}
     for j, dataset in enumerate(datasets):
         task = summary[dataset]["task"]
         ax = axes[0, j]

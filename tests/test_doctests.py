@@ -35,6 +35,7 @@ SLOW = {
     "probnum_jax.ode._solution",
     "probnum_jax.ode._solvers",
     "probnum_jax.posteriors.blocks._laplace",
+    "probnum_jax.posteriors.blocks._marglik",
     "probnum_jax.posteriors.blocks._posterior",
     "probnum_jax.posteriors.blocks._predict",
     "probnum_jax.posteriors.blocks._vi",
