@@ -16,3 +16,25 @@ import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
+
+
+# With ``--dist loadscope`` a module runs on one worker. The modules with the most test time
+# (measured with --durations) are scheduled first, longest first, so that no worker starts a
+# long module while the others have run out of work.
+HEAVY_MODULES = (
+    "tests/test_doctests.py",
+    "tests/diffusion/test_sample.py",
+    "tests/posteriors/test_blocks.py",
+    "tests/diffusion/test_sde.py",
+    "tests/quad/test_bayesquad_from_data.py",
+    "tests/posteriors/test_curvature.py",
+    "tests/posteriors/test_laplace.py",
+    "tests/randvars/test_normal.py",
+    "tests/ode/test_transforms.py",
+    "tests/ode/test_parallel.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(HEAVY_MODULES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: order kept otherwise

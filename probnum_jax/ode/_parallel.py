@@ -19,7 +19,7 @@ the IWP scaling of the mean grid step, which keeps the matrices well
 conditioned on near-uniform grids. Float64 is recommended: unlike the
 sequential square-root filter, the parallel elements are not factorised. The
 small-matrix factorisations and solves inside the iteration use
-:mod:`._small_linalg` (``jnp`` loops), not LAPACK: batched LAPACK calls inside
+``probnum_jax._small_linalg`` (``jnp`` loops), not LAPACK: batched LAPACK calls inside
 the loop hung the XLA CPU runtime at ``N >= 1000``.
 """
 

@@ -284,7 +284,10 @@ def _framework_model(framework):
     return posteriors.from_linen(dense, dense.init(jax.random.key(1), jnp.ones((1, 2))))
 
 
-@pytest.mark.parametrize("framework", ["equinox", "linen", pytest.param("equinox_mlp", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "framework",
+    [pytest.param("equinox", marks=pytest.mark.slow), "linen", pytest.param("equinox_mlp", marks=pytest.mark.slow)],
+)  # equinox in the default suite: the block_ggn-vs-jax.jacobian test on an eqx MLP
 def test_laplace_and_vi_run_under_jit(framework):
     model_fn, params = _framework_model(framework)
     x, y = _data(np.random.default_rng(2), 16)
