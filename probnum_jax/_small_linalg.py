@@ -18,7 +18,8 @@ import jax.numpy as jnp
 
 def solve(a, b):
     """``a⁻¹ b`` by Gauss–Jordan elimination with partial pivoting; ``b`` is ``[n]`` or ``[n, k]``."""
-    a, b = jnp.asarray(a), jnp.asarray(b)
+    dtype = jnp.result_type(a, b)
+    a, b = jnp.asarray(a, dtype), jnp.asarray(b, dtype)
     n = a.shape[-1]
     vector = b.ndim == 1
     augmented = jnp.concatenate([a, b[:, None] if vector else b], axis=1)
@@ -53,7 +54,8 @@ def cholesky(a):
 
 def solve_lower(factor, b):
     """``L⁻¹ b`` for lower-triangular ``L`` (forward substitution); ``b`` is ``[n]`` or ``[n, k]``."""
-    factor, b = jnp.asarray(factor), jnp.asarray(b)
+    dtype = jnp.result_type(factor, b)
+    factor, b = jnp.asarray(factor, dtype), jnp.asarray(b, dtype)
     n = factor.shape[-1]
 
     def substitute(i, x):
