@@ -22,6 +22,8 @@ DOCTESTED = (
 # Examples that compile a whole solver loop (each is also covered by a unit test): slow.
 SLOW = {
     "probnum_jax.diffusion._likelihood",
+    "probnum_jax.diffusion._loss",
+    "probnum_jax.diffusion._models",
     "probnum_jax.diffusion._networks",
     "probnum_jax.diffusion._sample",
     "probnum_jax.diffusion._train",
@@ -47,7 +49,9 @@ SLOW = {
     "probnum_jax.problems._gaussian_mixture",
     "probnum_jax.problems._linear_systems",
     "probnum_jax.quad._bayesquad",
+    "probnum_jax.quad._hyperparameters",
     "probnum_jax.quad._loop",
+    "probnum_jax.randvars._normal",
 }
 
 
