@@ -26,8 +26,8 @@ the loop hung the XLA CPU runtime at ``N >= 1000``.
 import jax
 import jax.numpy as jnp
 
-from .. import randvars
 from .. import _small_linalg as small
+from .. import randvars
 from ._results import RESULTS
 from ._solution import BackwardChain
 from ._step import StepContext
@@ -52,7 +52,7 @@ def _filter_element(transition, noise_cov, obs, data):
     eye = jnp.eye(transition.shape[0], dtype=transition.dtype)
     s = _sym(obs @ noise_cov @ obs.T)
     s_chol = small.cholesky(s)
-    solve_s = lambda m: small.cho_solve(s_chol, m)  # noqa: E731
+    solve_s = lambda m: small.cho_solve(s_chol, m)
     gain = solve_s(obs @ noise_cov).T
     a = (eye - gain @ obs) @ transition
     b = gain @ data

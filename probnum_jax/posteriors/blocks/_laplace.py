@@ -44,7 +44,13 @@ from .. import _checks
 from .._jaxpr_layers import layer_graph
 from .._likelihoods import check_likelihood, sample_loss
 from ..vi._posterior import check_positive_scalar
-from ._ggn import blocks_to_leaf, check_block, check_count, curvature_pass, leaf_to_blocks
+from ._ggn import (
+    blocks_to_leaf,
+    check_block,
+    check_count,
+    curvature_pass,
+    leaf_to_blocks,
+)
 from ._posterior import RESULTS, BlockGaussian
 
 

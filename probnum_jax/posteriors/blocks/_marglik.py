@@ -26,15 +26,26 @@ def log_evidence(post: BlockGaussian, prior_precision) -> Float[Array, ""]:
     ``delta``. For a linear-Gaussian model with ``block="layer"`` and one leaf
     it is the exact log evidence up to a constant.
     """
+    return _log_evidence(post, _precisions(post), prior_precision)
+
+
+def _precisions(post):
+    """The block precisions ``L L^T`` per leaf (formed once, then shifted per candidate ``delta``)."""
+    return tuple(chol @ jnp.swapaxes(chol, -1, -2) for chol in post.precision_chol)
+
+
+def _shifted_chols(precisions, shift):
+    return tuple(
+        jax.vmap(small.cholesky)(p + shift * jnp.eye(p.shape[-1], dtype=p.dtype)) for p in precisions
+    )
+
+
+def _log_evidence(post, precisions, prior_precision):
     prior_precision = jnp.asarray(prior_precision, post.prior_precision.dtype)
-    shift = prior_precision - post.prior_precision
+    chols = _shifted_chols(precisions, prior_precision - post.prior_precision)
     sq_norm = sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(post.params))
-    num_params = sum(chol.shape[0] * chol.shape[1] for chol in post.precision_chol)
-    log_det = 0.0
-    for chol in post.precision_chol:
-        eye = jnp.eye(chol.shape[-1], dtype=chol.dtype)
-        shifted = jax.vmap(small.cholesky)(chol @ jnp.swapaxes(chol, -1, -2) + shift * eye)
-        log_det = log_det + 2.0 * jnp.sum(jnp.log(jnp.diagonal(shifted, axis1=-2, axis2=-1)))
+    num_params = sum(chol.shape[0] * chol.shape[1] for chol in chols)
+    log_det = sum(2.0 * jnp.sum(jnp.log(jnp.diagonal(c, axis1=-2, axis2=-1))) for c in chols)
     return -0.5 * prior_precision * sq_norm + 0.5 * num_params * jnp.log(prior_precision) - 0.5 * log_det
 
 
@@ -69,9 +80,9 @@ def optimize_prior_precision(post: BlockGaussian) -> BlockGaussian:
     return _optimize(post)
 
 
-def _grid_argmax(post, log_grid):
+def _grid_argmax(post, precisions, log_grid):
     """The maximiser of the evidence on ``log_grid``, refined by a parabola through the best three points."""
-    values = jax.lax.map(lambda log_delta: log_evidence(post, jnp.exp(log_delta)), log_grid)
+    values = jax.lax.map(lambda log_delta: _log_evidence(post, precisions, jnp.exp(log_delta)), log_grid)
     best = jnp.clip(jnp.argmax(jnp.where(jnp.isfinite(values), values, -jnp.inf)), 1, log_grid.shape[0] - 2)
     left, mid, right = values[best - 1], values[best], values[best + 1]
     curvature = left - 2.0 * mid + right
@@ -83,12 +94,9 @@ def _grid_argmax(post, log_grid):
 def _optimize(post):
     dtype = post.prior_precision.dtype
     unit = jnp.linspace(-1.0, 1.0, _GRID, dtype=dtype)
-    coarse = _grid_argmax(post, jnp.log(post.prior_precision) + _DECADES * jnp.log(10.0) * unit)
+    precisions = _precisions(post)
+    coarse = _grid_argmax(post, precisions, jnp.log(post.prior_precision) + _DECADES * jnp.log(10.0) * unit)
     step = _DECADES * jnp.log(10.0) * 2.0 / (_GRID - 1)
-    delta = jnp.exp(_grid_argmax(post, coarse + 2.0 * step * unit))  # a second grid, 80 times finer
-    shift = delta - post.prior_precision
-    chols = tuple(
-        jax.vmap(small.cholesky)(c @ jnp.swapaxes(c, -1, -2) + shift * jnp.eye(c.shape[-1], dtype=c.dtype))
-        for c in post.precision_chol
-    )
+    delta = jnp.exp(_grid_argmax(post, precisions, coarse + 2.0 * step * unit))  # a second grid, 80 times finer
+    chols = _shifted_chols(precisions, delta - post.prior_precision)
     return eqx.tree_at(lambda p: (p.prior_precision, p.precision_chol), post, (delta, chols))

@@ -8,7 +8,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from ... import _small_linalg as small
 from .._factors import batch_factors
 from ..laplace._predict import check_predict_arguments, link_probabilities
-from ._ggn import check_count, per_sample_jacobian
+from ._ggn import per_sample_jacobian
 from ._posterior import BlockGaussian
 
 

@@ -31,10 +31,16 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
+from ... import _small_linalg as small
 from .._jaxpr_layers import layer_graph
 from ..vi._posterior import check_positive_scalar
 from ._ggn import blocks_to_leaf, check_count, curvature_pass, leaf_to_blocks
-from ._laplace import check_arguments, cho_solve_blocks, final_precision_chol, loss_scale, regularised_chol
+from ._laplace import (
+    check_arguments,
+    cho_solve_blocks,
+    final_precision_chol,
+    loss_scale,
+)
 from ._posterior import RESULTS, BlockGaussian, sample_leaves
 
 
@@ -134,7 +140,7 @@ def _vi(model_fn, params, x, y, key, likelihood, block, delta, sigma_noise, num_
         chol = chols[leaf]
         eye = jnp.eye(chol.shape[-1], dtype=dtype)
         precision = (1 - rho) * chol @ jnp.swapaxes(chol, -1, -2) + rho * (weight * ggn + delta * eye)
-        chol = regularised_chol(precision, 0.0)
+        chol = jax.vmap(small.cholesky)(precision)  # loops, not batched LAPACK (see _small_linalg.py)
         w = leaf_to_blocks(graph, leaf, values[leaf], block)
         step, _ = cho_solve_blocks(chol, weight * grad + delta * w)
         values, chols = list(values), list(chols)
